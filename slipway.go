@@ -219,6 +219,7 @@ type Service struct {
 	Domains          []string      `json:"domains,omitempty"`
 	AutoDeployPaused bool          `json:"auto_deploy_paused"` // set by a rollback until the user resumes
 	LiveDeploymentID string        `json:"live_deployment_id,omitempty"`
+	LastSeenHead     string        `json:"last_seen_head,omitempty"` // the reconciler's last observed head commit
 	CreatedAt        time.Time     `json:"created_at"`
 	UpdatedAt        time.Time     `json:"updated_at"`
 }

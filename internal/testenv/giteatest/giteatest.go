@@ -625,4 +625,3 @@ func (s *Server) DeleteBranch(t testing.TB, owner, repo, branch string) {
 	t.Helper()
 	s.admin(t, http.MethodDelete, "/repos/"+owner+"/"+repo+"/branches/"+branch, nil, nil)
 }
-

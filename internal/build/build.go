@@ -1,0 +1,318 @@
+// Package build turns one commit of a Service into a runnable workspace for
+// the process runtime: it fetches the commit (internal/clone), then runs the
+// Service's install and build commands, or defaults detected from the files
+// (Go, Node.js, Python, a static site, a Procfile), as the Service's own
+// unprivileged user inside its own workspace (internal/sandbox).
+//
+// Builds are cached by (Service, commit SHA): a redeploy of a SHA that
+// already built reuses the finished workspace unless NoCache is set. The
+// record of a finished build lives in a state directory only Slipway can
+// write, so user code cannot forge a cache hit.
+package build
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/clone"
+	"slipway.dev/slipway/internal/runtime"
+	"slipway.dev/slipway/internal/sandbox"
+)
+
+// Options configure a Builder.
+type Options struct {
+	// StateDir records finished builds; default: <sandbox root>/.builds,
+	// created 0700.
+	StateDir string
+	// SelfPath is the slipway binary, used as the start command of static
+	// sites ("slipway static-serve"). Default: os.Executable.
+	SelfPath string
+	// Limits for install and build commands; zero means
+	// sandbox.BuildLimits().
+	Limits sandbox.Limits
+}
+
+// Builder runs builds.
+type Builder struct {
+	logger   *slog.Logger
+	sb       *sandbox.Manager
+	stateDir string
+	selfPath string
+	limits   sandbox.Limits
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // one build at a time per (Service, SHA)
+}
+
+// New returns a Builder using sb for users and workspaces.
+func New(logger *slog.Logger, sb *sandbox.Manager, opts Options) (*Builder, error) {
+	b := &Builder{logger: logger, sb: sb, stateDir: opts.StateDir, selfPath: opts.SelfPath, limits: opts.Limits, locks: map[string]*sync.Mutex{}}
+	if b.stateDir == "" {
+		b.stateDir = filepath.Join(sb.Root(), ".builds")
+	}
+	if err := os.MkdirAll(b.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("build: state directory: %w", err)
+	}
+	if err := os.Chmod(b.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("build: state directory: %w", err)
+	}
+	if b.selfPath == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("build: locate own binary: %w", err)
+		}
+		b.selfPath = p
+	}
+	if b.limits == (sandbox.Limits{}) {
+		b.limits = sandbox.BuildLimits()
+	}
+	return b, nil
+}
+
+// Request is one build.
+type Request struct {
+	ServiceID    string
+	DeploymentID string
+	// Source says what to fetch. Its Dir is chosen by the Builder.
+	Source   clone.Options
+	Settings slipway.BuildSettings
+	Env      map[string]string // the Service's variables, visible to the build
+	NoCache  bool
+	// OnPhase, when set, is told when the build moves from cloning to
+	// building, so the deployment status can follow.
+	OnPhase func(slipway.DeploymentStatus)
+}
+
+// Result is a finished build.
+type Result struct {
+	// Dir is the built directory (root directory applied): the release's
+	// working directory.
+	Dir          string
+	StartCommand string
+	Kind         string // "go", "node", "python", "static", "procfile" or "custom"
+	SHA          string
+	Message      string
+	Author       string
+	User         runtime.User // the account the build ran as and the app runs as
+	Home         string       // HOME for the app
+	Cached       bool         // reused a finished build of the same SHA
+}
+
+// Build fetches and builds req.Source.SHA, or returns the cached build.
+// Output streams to logs line by line.
+func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Result, error) {
+	if logs == nil {
+		logs = io.Discard
+	}
+	lw := newLineWriter(logs)
+	defer lw.Flush()
+	if req.ServiceID == "" || req.Source.SHA == "" {
+		return Result{}, errors.New("build: service id and commit SHA are required")
+	}
+	key := sandbox.UserName(req.ServiceID) + "-" + strings.ToLower(req.Source.SHA)
+	lock := b.lockFor(key)
+	lock.Lock()
+	defer lock.Unlock()
+
+	workspace, user, err := b.sb.Workspace(ctx, req.ServiceID)
+	if err != nil {
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	home := filepath.Join(workspace, "home")
+	record := filepath.Join(b.stateDir, key+".json")
+	if !req.NoCache {
+		if res, ok := b.cached(record); ok {
+			fmt.Fprintf(lw, "Reusing the build of %s from %s\n", slipway.ShortSHA(res.SHA), filepath.Base(filepath.Dir(res.Dir)))
+			res.Cached = true
+			res.User, res.Home = user, home
+			return res, nil
+		}
+	}
+
+	// Each build gets a fresh directory: a no-cache rebuild of the SHA that
+	// is live must not pull files from under the running release.
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	buildsDir := filepath.Join(workspace, "builds")
+	if err := os.MkdirAll(buildsDir, 0o700); err != nil {
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	if err := b.sb.Chown(buildsDir, user); err != nil {
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	src := req.Source
+	src.Dir = filepath.Join(buildsDir, slipway.ShortSHA(strings.ToLower(src.SHA))+"-"+hex.EncodeToString(suffix))
+
+	if req.OnPhase != nil {
+		req.OnPhase(slipway.DeployCloning)
+	}
+	// The fetch runs as Slipway, not as the Service's user: the credentials
+	// sit in git's environment, which any process of the same user (the
+	// Service's running app) could read from /proc.
+	fmt.Fprintf(lw, "Fetching %s\n", src.SHA)
+	cres, err := clone.Fetch(ctx, src, lw)
+	if err != nil {
+		os.RemoveAll(src.Dir)
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	if err := b.sb.Chown(src.Dir, user); err != nil {
+		return Result{}, fmt.Errorf("build: give checkout to service user: %w", err)
+	}
+	if req.OnPhase != nil {
+		req.OnPhase(slipway.DeployBuilding)
+	}
+
+	plan, err := Detect(cres.Dir, req.Settings, b.selfPath)
+	if err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(lw, "Detected %s\n", plan.Kind)
+	for _, step := range []struct{ name, script string }{{"install", plan.Install}, {"build", plan.Build}} {
+		if step.script == "" {
+			continue
+		}
+		fmt.Fprintf(lw, "$ %s\n", step.script)
+		start := time.Now()
+		spec := sandbox.Spec{User: user, Home: home, Dir: cres.Dir, Script: step.script, Env: req.Env, Limits: b.limits, Setpgid: true}
+		if err := b.run(ctx, spec, lw); err != nil {
+			return Result{}, fmt.Errorf("build: %s command failed: %w", step.name, err)
+		}
+		fmt.Fprintf(lw, "%s finished in %s\n", step.name, time.Since(start).Round(time.Millisecond))
+	}
+
+	res := Result{
+		Dir: cres.Dir, StartCommand: plan.Start, Kind: plan.Kind,
+		SHA: cres.SHA, Message: cres.Message, Author: cres.Author,
+		User: user, Home: home,
+	}
+	if err := b.save(record, res); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func (b *Builder) lockFor(key string) *sync.Mutex {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.locks[key]
+	if !ok {
+		l = &sync.Mutex{}
+		b.locks[key] = l
+	}
+	return l
+}
+
+// cachedRecord is what a finished build leaves in the state directory.
+type cachedRecord struct {
+	Dir          string `json:"dir"`
+	StartCommand string `json:"start_command"`
+	Kind         string `json:"kind"`
+	SHA          string `json:"sha"`
+	Message      string `json:"message"`
+	Author       string `json:"author"`
+}
+
+func (b *Builder) cached(record string) (Result, bool) {
+	raw, err := os.ReadFile(record)
+	if err != nil {
+		return Result{}, false
+	}
+	var r cachedRecord
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Result{}, false
+	}
+	if _, err := os.Stat(r.Dir); err != nil {
+		return Result{}, false
+	}
+	return Result{Dir: r.Dir, StartCommand: r.StartCommand, Kind: r.Kind, SHA: r.SHA, Message: r.Message, Author: r.Author}, true
+}
+
+func (b *Builder) save(record string, res Result) error {
+	raw, err := json.Marshal(cachedRecord{Dir: res.Dir, StartCommand: res.StartCommand, Kind: res.Kind, SHA: res.SHA, Message: res.Message, Author: res.Author})
+	if err != nil {
+		return fmt.Errorf("build: record: %w", err)
+	}
+	tmp := record + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return fmt.Errorf("build: record: %w", err)
+	}
+	if err := os.Rename(tmp, record); err != nil {
+		return fmt.Errorf("build: record: %w", err)
+	}
+	return nil
+}
+
+// run runs one sandboxed command to completion, killing its whole process
+// group when ctx ends.
+func (b *Builder) run(ctx context.Context, spec sandbox.Spec, logs io.Writer) error {
+	cmd := b.sb.Command(spec)
+	cmd.Stdout = logs
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// lineWriter passes output on in whole lines, so concurrent stdout and
+// stderr never interleave mid-line in the deployment log.
+type lineWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	pending []byte
+}
+
+func newLineWriter(w io.Writer) *lineWriter { return &lineWriter{w: w} }
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(l.pending, p...)
+	for {
+		i := strings.IndexAny(string(l.pending), "\n")
+		if i < 0 {
+			break
+		}
+		if _, err := l.w.Write(l.pending[:i+1]); err != nil {
+			return len(p), err
+		}
+		l.pending = l.pending[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush writes a trailing partial line.
+func (l *lineWriter) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) > 0 {
+		l.w.Write(append(l.pending, '\n'))
+		l.pending = nil
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -288,7 +289,15 @@ func (r *Runtime) alive(ctx context.Context, id string) error {
 	case s.Status == container.StateCreated:
 		return nil
 	}
-	reason := fmt.Sprintf("container exited with status %d", s.ExitCode)
+	code := s.ExitCode
+	if c.RestartCount > 0 {
+		// A restarted container's state describes the new run; the exit
+		// status worth reporting is the first crash's, kept in the events.
+		if first, ok := r.firstExitCode(ctx, c); ok {
+			code = first
+		}
+	}
+	reason := fmt.Sprintf("container exited with status %d", code)
 	if s.Error != "" {
 		reason += " (" + s.Error + ")"
 	}
@@ -296,6 +305,29 @@ func (r *Runtime) alive(ctx context.Context, id string) error {
 		reason += fmt.Sprintf(", restarted %d times", c.RestartCount)
 	}
 	return errors.New(reason)
+}
+
+// firstExitCode finds the exit status of the container's first run in the
+// daemon's event log.
+func (r *Runtime) firstExitCode(ctx context.Context, c container.InspectResponse) (int, bool) {
+	created, err := time.Parse(time.RFC3339Nano, c.Created)
+	if err != nil {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, errs := r.cli.Events(ctx, events.ListOptions{
+		Since:   strconv.FormatInt(created.Unix()-1, 10),
+		Until:   strconv.FormatInt(time.Now().Unix()+1, 10),
+		Filters: filters.NewArgs(filters.Arg("container", c.ID), filters.Arg("event", string(events.ActionDie))),
+	})
+	select {
+	case m := <-msgs:
+		code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
+		return code, err == nil
+	case <-errs:
+		return 0, false
+	}
 }
 
 // follow copies the container's output to logs in the background until

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
@@ -184,6 +185,41 @@ func RemoveImage(t testing.TB, cli *client.Client, ref string) {
 		_, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
 		if err != nil && !errdefs.IsNotFound(err) && !errors.Is(err, context.Canceled) {
 			t.Logf("remove image %s: %v", ref, err)
+		}
+	})
+}
+
+// RemoveDanglingImages removes, at the end of the test, the untagged
+// images that appeared during it: the intermediate layers a failed build
+// leaves behind.
+func RemoveDanglingImages(t testing.TB) {
+	t.Helper()
+	cli := Client(t)
+	dangling := func() map[string]bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		list, err := cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("dangling", "true"))})
+		if err != nil {
+			t.Fatalf("list dangling images: %v", err)
+		}
+		ids := map[string]bool{}
+		for _, img := range list {
+			ids[img.ID] = true
+		}
+		return ids
+	}
+	before := dangling()
+	t.Cleanup(func() {
+		for id := range dangling() {
+			if before[id] {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true})
+			cancel()
+			if err != nil && !errdefs.IsNotFound(err) {
+				t.Logf("remove dangling image %s: %v", id, err)
+			}
 		}
 	})
 }

@@ -329,7 +329,7 @@ func TestListRepos(t *testing.T) {
 
 	// Conditional re-request: unchanged → 304, changed → new page and ETag.
 	same, notModified, err := p.ListReposIfChanged(context.Background(), c, forge.ListOptions{Page: 1, PerPage: 3}, page.ETag)
-	if err != nil || !notModified || same.ETag != page.ETag || len(same.Repos) != 0 {
+	if err != nil || !notModified || same.ETag != page.ETag || len(same.Repos) != 0 || same.NextPage != 2 {
 		t.Fatalf("unchanged page: %+v, %v, %v", same, notModified, err)
 	}
 	f.mu.Lock()

@@ -132,9 +132,11 @@ func parsePush(body []byte) (slipway.Event, error) {
 	push := &slipway.PushEvent{
 		Ref: pl.Ref, Before: pl.Before, After: pl.After,
 		Created: pl.Created, Deleted: pl.Deleted, Pusher: pl.Pusher.Name,
-		Head: slipway.Commit{SHA: pl.After},
 	}
-	if h := pl.HeadCommit; h != nil {
+	if !pl.Deleted {
+		push.Head.SHA = pl.After
+	}
+	if h := pl.HeadCommit; h != nil && !pl.Deleted {
 		push.Head = slipway.Commit{SHA: h.ID, Message: h.Message, Author: h.Author.Name, URL: h.URL}
 		if !h.Timestamp.IsZero() {
 			push.Head.Timestamp = h.Timestamp.UTC()

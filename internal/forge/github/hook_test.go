@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/forgetest"
 )
@@ -79,7 +78,6 @@ func TestPushChangedFilesCompleteness(t *testing.T) {
 			}
 		}
 	}
-	_ = slipway.EventPush
 }
 
 func FuzzParseHook(f *testing.F) {

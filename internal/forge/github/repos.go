@@ -41,7 +41,8 @@ func (p *Provider) ListRepos(ctx context.Context, c *forge.Conn, opt forge.ListO
 // ListReposIfChanged lists one page like ListRepos (without Search) but
 // sends etag as If-None-Match. When GitHub answers 304 Not Modified, which
 // does not count against the rate limit, it returns notModified=true and a
-// page holding only the ETag: the caller's copy of that page is current.
+// page holding only the ETag and NextPage: the caller's copy of that page
+// is current.
 // The returned page's ETag is what to send next time.
 func (p *Provider) ListReposIfChanged(ctx context.Context, c *forge.Conn, opt forge.ListOptions, etag string) (page forge.RepoPage, notModified bool, err error) {
 	client, err := p.installationClient(c)
@@ -73,7 +74,8 @@ func (p *Provider) listPage(ctx context.Context, client *gh.Client, opt forge.Li
 	var out gh.ListRepositories
 	resp, err := client.Do(req, &out)
 	if statusOf(resp) == http.StatusNotModified {
-		return forge.RepoPage{ETag: etagOr(resp, etag)}, true, nil
+		// GitHub repeats the Link header on a 304, so the walk can go on.
+		return forge.RepoPage{ETag: etagOr(resp, etag), NextPage: resp.NextPage}, true, nil
 	}
 	if err != nil {
 		return forge.RepoPage{}, false, apiError("list the installation's repositories", resp, err, p.now())

@@ -1,0 +1,12 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+)
+
+// OpenAtVersion opens a store with its schema migrated only up to version,
+// to build the "old database" an upgrade test starts from.
+func OpenAtVersion(ctx context.Context, databaseURL, dataDir string, version int) (*Store, error) {
+	return open(ctx, databaseURL, dataDir, slog.New(slog.DiscardHandler), version)
+}

@@ -30,6 +30,7 @@ type Delivery struct {
 	Event              string
 	Headers            map[string]string
 	Body               []byte
+	Normalized         []byte // the verified event as JSON (slipway.Event); empty for ignored or malformed deliveries
 	Verdict            string
 	Detail             string
 	Caused             []string
@@ -37,11 +38,11 @@ type Delivery struct {
 	ProcessedAt        *time.Time
 }
 
-const deliveryColumns = `id, org_id, integration_id, provider_delivery_id, event, headers, body, verdict, detail, caused, received_at, processed_at`
+const deliveryColumns = `id, org_id, integration_id, provider_delivery_id, event, headers, body, normalized, verdict, detail, caused, received_at, processed_at`
 
 func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
-	err := sc.Scan(&d.ID, &d.OrgID, &d.IntegrationID, strCol{&d.ProviderDeliveryID}, &d.Event, jsonCol{&d.Headers}, &d.Body,
+	err := sc.Scan(&d.ID, &d.OrgID, &d.IntegrationID, strCol{&d.ProviderDeliveryID}, &d.Event, jsonCol{&d.Headers}, &d.Body, &d.Normalized,
 		&d.Verdict, &d.Detail, jsonCol{&d.Caused}, timeCol{&d.ReceivedAt}, nullTimeCol{&d.ProcessedAt})
 	return d, err
 }
@@ -58,9 +59,9 @@ func (q *queries) InsertDelivery(ctx context.Context, d *Delivery) (bool, error)
 	}
 	d.ReceivedAt = orNow(d.ReceivedAt)
 	d.ProcessedAt = normTimePtr(d.ProcessedAt)
-	res, err := q.exec(ctx, `INSERT INTO deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	res, err := q.exec(ctx, `INSERT INTO deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (integration_id, provider_delivery_id) DO NOTHING`,
-		d.ID, d.OrgID, d.IntegrationID, nullable(d.ProviderDeliveryID), d.Event, jsonText(orEmptyMap(d.Headers)), bytesOrEmpty(d.Body),
+		d.ID, d.OrgID, d.IntegrationID, nullable(d.ProviderDeliveryID), d.Event, jsonText(orEmptyMap(d.Headers)), bytesOrEmpty(d.Body), bytesOrEmpty(d.Normalized),
 		d.Verdict, d.Detail, jsonText(orEmpty(d.Caused)), q.tv(d.ReceivedAt), q.tvp(d.ProcessedAt))
 	if isForeignKeyViolation(err) {
 		return false, notFound("integration", d.IntegrationID)

@@ -117,8 +117,8 @@ func TestMigrationsApplyOnceOnReopen(t *testing.T) {
 				must(t, err)
 				var rows int
 				must(t, s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&rows))
-				if v != 2 || rows != 2 {
-					t.Errorf("open #%d: schema version %d with %d rows, want 2 and 2", i, v, rows)
+				if v != 3 || rows != 3 {
+					t.Errorf("open #%d: schema version %d with %d rows, want 3 and 3", i, v, rows)
 				}
 				if i == 0 {
 					org := slipway.Organisation{Name: "kept"}
@@ -162,8 +162,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`), "svc_old", org.ID, app.ID, "api", "app", timeFor
 			defer s.Close()
 			v, err = s.SchemaVersion(ctx)
 			must(t, err)
-			if v != 2 {
-				t.Fatalf("upgraded schema version %d, want 2", v)
+			if v != 3 {
+				t.Fatalf("upgraded schema version %d, want 3", v)
 			}
 			svc, err := s.GetService(ctx, org.ID, "svc_old")
 			must(t, err)

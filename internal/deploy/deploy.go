@@ -1,0 +1,416 @@
+// Package deploy runs a deployment's pipeline: clone the pinned commit with
+// freshly minted least-privilege credentials, build it, start the release
+// on the runtime, wait for its health check, switch the router's traffic
+// to it, drain and stop the previous release, and report the commit status
+// to the provider. Every phase change goes through the store's status
+// machine, so a cancelled or superseded deployment stops at the next phase
+// boundary and two workers can never both advance one deployment.
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/build"
+	"slipway.dev/slipway/internal/clone"
+	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/router"
+	"slipway.dev/slipway/internal/runtime"
+	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/store"
+)
+
+// ImageBuilder is implemented by runtimes that run images (docker, swarm):
+// they build the release's image from the checked out source.
+type ImageBuilder interface {
+	BuildImage(ctx context.Context, dir, dockerfile, tag string, noCache bool, logs io.Writer) (string, error)
+}
+
+// Pipeline runs deployments.
+type Pipeline struct {
+	svc     *service.Service
+	st      *store.Store
+	builder *build.Builder
+	rt      runtime.Runtime
+	router  *router.Router
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // deployment id → cancel, for this replica
+}
+
+// New builds a Pipeline.
+func New(svc *service.Service, builder *build.Builder, rt runtime.Runtime, rtr *router.Router, logger *slog.Logger) *Pipeline {
+	return &Pipeline{svc: svc, st: svc.Store(), builder: builder, rt: rt, router: rtr, log: logger, running: map[string]context.CancelFunc{}}
+}
+
+// cancelPoll is how often a running pipeline checks whether its deployment
+// was cancelled (by any replica, through the database).
+const cancelPoll = time.Second
+
+// Run carries out one deployment. It is the body of a job and may run
+// again after a crash: a deployment that is no longer queued is left alone.
+func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
+	d, err := p.st.GetDeployment(ctx, orgID, deploymentID)
+	if err != nil {
+		if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
+			return nil
+		}
+		return err
+	}
+	if d.Status != slipway.DeployQueued {
+		return nil
+	}
+	svc, err := p.st.GetService(ctx, orgID, d.ServiceID)
+	if err != nil {
+		_, _ = p.st.TransitionDeployment(ctx, orgID, d.ID, slipway.DeployFailed, "service no longer exists")
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.mu.Lock()
+	p.running[d.ID] = cancel
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.running, d.ID)
+		p.mu.Unlock()
+	}()
+	go p.watchCancel(ctx, cancel, orgID, d.ID)
+
+	logs := newLogWriter(ctx, p.st, d.ID)
+	defer logs.Close()
+	err = p.run(ctx, svc, d, logs)
+	if err == nil {
+		return nil
+	}
+	cur, gerr := p.st.GetDeployment(context.WithoutCancel(ctx), orgID, d.ID)
+	if gerr == nil && (cur.Status == slipway.DeployCancelled || cur.Status == slipway.DeploySuperseded) {
+		fmt.Fprintf(logs, "deployment %s\n", cur.Status)
+		return nil
+	}
+	msg := slipway.ErrorMessageOf(err)
+	if e, ok := slipway.AsError(err); ok && e.Fix != "" {
+		msg += " — " + e.Fix
+	} else if _, ok := slipway.AsError(err); !ok {
+		msg = err.Error()
+	}
+	msg = logs.mask(msg)
+	fmt.Fprintf(logs, "deployment failed: %s\n", msg)
+	if _, terr := p.st.TransitionDeployment(context.WithoutCancel(ctx), orgID, d.ID, slipway.DeployFailed, msg); terr != nil {
+		p.log.Warn("mark deployment failed", "deployment", d.ID, "err", terr)
+	}
+	p.svc.ReportStatus(context.WithoutCancel(ctx), svc, d, forge.StatusFailure, "deployment failed")
+	return nil // the failure is recorded; retrying the job would not help
+}
+
+func (p *Pipeline) watchCancel(ctx context.Context, cancel context.CancelFunc, orgID, id string) {
+	t := time.NewTicker(cancelPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d, err := p.st.GetDeployment(ctx, orgID, id)
+			if err == nil && (d.Status == slipway.DeployCancelled || d.Status == slipway.DeploySuperseded) {
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+func (p *Pipeline) transition(ctx context.Context, d slipway.Deployment, to slipway.DeploymentStatus, logs io.Writer) error {
+	if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, to, ""); err != nil {
+		return fmt.Errorf("move to %s: %w", to, err)
+	}
+	fmt.Fprintf(logs, "==> %s\n", to)
+	return nil
+}
+
+func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deployment, logs *logWriter) error {
+	if err := p.transition(ctx, d, slipway.DeployCloning, logs); err != nil {
+		return err
+	}
+	p.svc.ReportStatus(ctx, svc, d, forge.StatusPending, "deploying")
+	env, err := p.svc.ServiceEnv(ctx, svc)
+	if err != nil {
+		return err
+	}
+	for _, v := range env.Secrets {
+		logs.addSecret(v)
+	}
+	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: env.Values, HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas}
+	if host, err := p.svc.ServiceHost(ctx, svc); err == nil {
+		rel.Name = strings.ReplaceAll(strings.TrimSuffix(host, "."+p.svc.Config().BaseDomain), ".", "-")
+	}
+	switch svc.Type {
+	case slipway.ServiceDocker:
+		rel.Image = svc.Image
+		if err := p.transition(ctx, d, slipway.DeployBuilding, logs); err != nil {
+			return err
+		}
+	default:
+		src, err := p.svc.CloneSourceFor(ctx, svc)
+		if err != nil {
+			return err
+		}
+		logs.addSecret(src.Creds.Password)
+		logs.addSecret(src.Creds.SSHKey)
+		fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
+		req := build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env.Values, NoCache: d.NoCache,
+			Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
+				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true},
+			OnPhase: func(st slipway.DeploymentStatus) {
+				if st == slipway.DeployBuilding {
+					_ = p.transition(ctx, d, slipway.DeployBuilding, logs)
+				}
+			}}
+		res, err := p.builder.Build(ctx, req, logs)
+		if err != nil {
+			return err
+		}
+		if cur, _ := p.st.GetDeployment(ctx, d.OrgID, d.ID); cur.Status == slipway.DeployCloning {
+			if err := p.transition(ctx, d, slipway.DeployBuilding, logs); err != nil {
+				return err
+			}
+		}
+		if res.Cached {
+			fmt.Fprintln(logs, "reusing the finished build of this commit (cache)")
+		}
+		rel.Dir, rel.Command, rel.User = res.Dir, firstNonEmpty(svc.Build.StartCommand, res.StartCommand), res.User
+		if rel.Env == nil {
+			rel.Env = map[string]string{}
+		}
+		if res.Home != "" {
+			rel.Env["HOME"] = res.Home
+		}
+		if ib, ok := p.rt.(ImageBuilder); ok {
+			tag := "slipway/" + svc.ID + ":" + d.CommitSHA
+			img, err := ib.BuildImage(ctx, res.Dir, svc.Build.Dockerfile, tag, d.NoCache, logs)
+			if err != nil {
+				return err
+			}
+			rel.Image = img
+		}
+	}
+	if err := p.transition(ctx, d, slipway.DeployDeploying, logs); err != nil {
+		return err
+	}
+	inst, err := p.rt.Start(ctx, rel, logs)
+	if err != nil {
+		var he *runtime.HealthCheckError
+		if errors.As(err, &he) {
+			return slipway.Errorf(slipway.ECodeInvalid, "the new release did not become healthy: %s", he.Reason).
+				WithFix("check the start command and that the app listens on $PORT; the previous release keeps serving")
+		}
+		return err
+	}
+	return p.goLive(ctx, svc, d, inst, logs)
+}
+
+// goLive switches traffic to inst, retires the previous release and marks
+// the deployment live.
+func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.Deployment, inst runtime.Instance, logs io.Writer) error {
+	hosts, err := p.hosts(ctx, svc)
+	if err != nil {
+		return err
+	}
+	if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, slipway.DeployLive, ""); err != nil {
+		_ = p.rt.Stop(context.WithoutCancel(ctx), d.ID)
+		return fmt.Errorf("go live: %w", err)
+	}
+	previous := p.router.Switch(hosts, inst)
+	fmt.Fprintf(logs, "==> live at %s\n", strings.Join(hosts, ", "))
+	prevID := svc.LiveDeploymentID
+	if err := p.st.SetLiveDeployment(ctx, svc.OrgID, svc.ID, d.ID); err != nil {
+		return err
+	}
+	if prevID != "" && prevID != d.ID {
+		if _, err := p.st.TransitionDeployment(ctx, svc.OrgID, prevID, slipway.DeployReplaced, "replaced by "+d.ID); err != nil {
+			p.log.Warn("mark previous release replaced", "deployment", prevID, "err", err)
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		dctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		defer cancel()
+		for _, addr := range previous {
+			_ = p.router.Drain(dctx, addr)
+		}
+		if prevID != "" && prevID != d.ID {
+			if err := p.rt.Stop(bg, prevID); err != nil {
+				p.log.Warn("stop previous release", "deployment", prevID, "err", err)
+			}
+		}
+	}()
+	p.svc.ReportStatus(bg, svc, d, forge.StatusSuccess, "live")
+	return nil
+}
+
+// hosts are the host names a Service answers on.
+func (p *Pipeline) hosts(ctx context.Context, svc slipway.Service) ([]string, error) {
+	host, err := p.svc.ServiceHost(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{host}, svc.Domains...), nil
+}
+
+// Recover runs at start. Deployments left mid-way by a crash are marked
+// failed with that reason (their next deploy works as usual), and live
+// releases of the process runtime, which died with the previous process,
+// are started again from their build and routed.
+func (p *Pipeline) Recover(ctx context.Context) error {
+	stuck, err := p.st.ListDeploymentsByStatus(ctx, slipway.DeployCloning, slipway.DeployBuilding, slipway.DeployDeploying)
+	if err != nil {
+		return err
+	}
+	for _, d := range stuck {
+		msg := fmt.Sprintf("Slipway stopped during the %s phase; deploy again", d.Status)
+		if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, slipway.DeployFailed, msg); err != nil {
+			p.log.Warn("fail interrupted deployment", "deployment", d.ID, "err", err)
+		}
+		p.log.Info("failed interrupted deployment", "deployment", d.ID, "phase", d.Status)
+	}
+	live, err := p.st.ListDeploymentsByStatus(ctx, slipway.DeployLive)
+	if err != nil {
+		return err
+	}
+	for _, d := range live {
+		if err := p.restore(ctx, d); err != nil {
+			p.log.Warn("restore live release", "deployment", d.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// restore starts a live release again and routes it: the build is cached
+// per (Service, SHA), so this fetches nothing.
+func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
+	svc, err := p.st.GetService(ctx, d.OrgID, d.ServiceID)
+	if err != nil {
+		return err
+	}
+	if svc.LiveDeploymentID != d.ID {
+		return nil
+	}
+	logs := newLogWriter(ctx, p.st, d.ID)
+	defer logs.Close()
+	env, err := p.svc.ServiceEnv(ctx, svc)
+	if err != nil {
+		return err
+	}
+	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: env.Values, HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas, Image: svc.Image}
+	if svc.Type == slipway.ServiceApp {
+		src, err := p.svc.CloneSourceFor(ctx, svc)
+		if err != nil {
+			return err
+		}
+		res, err := p.builder.Build(ctx, build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env.Values,
+			Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
+				SHA: d.CommitSHA, RootDir: svc.Source.RootDir}}, logs)
+		if err != nil {
+			return err
+		}
+		rel.Dir, rel.Command, rel.User = res.Dir, firstNonEmpty(svc.Build.StartCommand, res.StartCommand), res.User
+		if rel.Env == nil {
+			rel.Env = map[string]string{}
+		}
+		if res.Home != "" {
+			rel.Env["HOME"] = res.Home
+		}
+	}
+	fmt.Fprintln(logs, "==> restarting the live release after a Slipway restart")
+	inst, err := p.rt.Start(ctx, rel, logs)
+	if err != nil {
+		return err
+	}
+	hosts, err := p.hosts(ctx, svc)
+	if err != nil {
+		return err
+	}
+	p.router.Switch(hosts, inst)
+	return nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// logWriter appends a deployment's output to its durable log, line by
+// line, masking every secret it was told about.
+type logWriter struct {
+	ctx     context.Context
+	st      *store.Store
+	id      string
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	secrets []string
+}
+
+func newLogWriter(ctx context.Context, st *store.Store, id string) *logWriter {
+	return &logWriter{ctx: context.WithoutCancel(ctx), st: st, id: id}
+}
+
+func (l *logWriter) addSecret(s string) {
+	if len(s) >= 4 {
+		l.mu.Lock()
+		l.secrets = append(l.secrets, s)
+		l.mu.Unlock()
+	}
+}
+
+func (l *logWriter) mask(s string) string {
+	for _, sec := range l.secrets {
+		s = strings.ReplaceAll(s, sec, "********")
+	}
+	return s
+}
+
+func (l *logWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(b)
+	var lines []store.LogLine
+	for {
+		i := bytes.IndexByte(l.buf.Bytes(), '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.buf.Next(i + 1))
+		lines = append(lines, store.LogLine{At: time.Now().UTC(), Stream: "build", Text: l.mask(strings.TrimRight(line, "\r\n"))})
+	}
+	if len(lines) > 0 {
+		if err := l.st.AppendDeploymentLog(l.ctx, l.id, lines); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// Close flushes a final partial line.
+func (l *logWriter) Close() error {
+	l.mu.Lock()
+	rest := l.buf.String()
+	l.buf.Reset()
+	l.mu.Unlock()
+	if rest != "" {
+		return l.st.AppendDeploymentLog(l.ctx, l.id, []store.LogLine{{At: time.Now().UTC(), Stream: "build", Text: l.mask(rest)}})
+	}
+	return nil
+}

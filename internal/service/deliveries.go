@@ -1,0 +1,504 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/store"
+)
+
+// Delivery verdicts.
+const (
+	VerdictReceived  = "received"
+	VerdictProcessed = "processed"
+	VerdictIgnored   = "ignored"
+	VerdictSkipped   = "skipped"
+	VerdictFailed    = "failed"
+)
+
+// ReceiveResult is what the receiver answers.
+type ReceiveResult struct {
+	DeliveryID string `json:"delivery_id"`
+	Verdict    string `json:"verdict"`
+	Duplicate  bool   `json:"duplicate,omitempty"`
+}
+
+// headersToKeep are the delivery headers worth showing in the delivery log.
+// Signature and authorization headers are never stored.
+var headersToKeep = []string{"X-GitHub-Event", "X-GitHub-Delivery", "X-Gitea-Event", "X-Gitea-Delivery", "X-Forgejo-Event",
+	"X-Forgejo-Delivery", "X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Event-Key", "X-Request-UUID", "X-Hook-UUID", "User-Agent", "Content-Type"}
+
+// ReceiveDelivery verifies a webhook delivery on its raw bytes, persists it
+// (deduplicated on the provider's delivery id) and enqueues its processing
+// in the same transaction. It does no other work, so the provider gets its
+// answer fast. hookID is the repository hook the URL names (empty for
+// app-level hooks).
+func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider, integrationID, hookID string, header http.Header, body []byte) (ReceiveResult, error) {
+	integ, err := s.store.GetIntegrationAnyOrg(ctx, integrationID)
+	if err != nil || integ.Provider != provider {
+		return ReceiveResult{}, slipway.NotFound("integration", integrationID)
+	}
+	parser, ok := s.forges[provider].(forge.HookParser)
+	if !ok {
+		return ReceiveResult{}, slipway.NotFound("webhook receiver", string(provider))
+	}
+	secret, hook, err := s.hookSecret(ctx, integ, hookID)
+	if err != nil {
+		return ReceiveResult{}, err
+	}
+	ev, perr := parser.ParseHook(header, body, secret)
+	if errors.Is(perr, forge.ErrBadSignature) {
+		if err := s.store.IncrementBadSignatures(ctx, integ.ID); err != nil {
+			s.log.Warn("count bad signature", "err", err)
+		}
+		return ReceiveResult{}, slipway.Errorf(slipway.ECodeBadSignature, "webhook signature missing or invalid")
+	}
+	d := &store.Delivery{ID: slipway.NewID(slipway.PrefixDelivery), OrgID: integ.OrgID, IntegrationID: integ.ID,
+		Headers: map[string]string{}, Body: body, ReceivedAt: s.now().UTC()}
+	for _, h := range headersToKeep {
+		if v := header.Get(h); v != "" {
+			d.Headers[h] = v
+		}
+	}
+	d.ProviderDeliveryID = firstNonEmpty(ev.DeliveryID, header.Get("X-GitHub-Delivery"), header.Get("X-Gitea-Delivery"), header.Get("X-Gitlab-Event-UUID"), header.Get("X-Request-UUID"))
+	switch {
+	case errors.Is(perr, forge.ErrIgnored):
+		d.Event, d.Verdict, d.Detail = eventHeader(header), VerdictIgnored, "Slipway does not act on this event"
+	case perr != nil:
+		d.Event, d.Verdict, d.Detail = eventHeader(header), VerdictFailed, "malformed payload: "+perr.Error()
+	default:
+		if hook != nil && ev.Repo.ID != "" && ev.Repo.ID != hook.RepoID {
+			return ReceiveResult{}, slipway.Errorf(slipway.ECodeForbidden, "the delivery's repository does not belong to this webhook")
+		}
+		d.Event, d.Verdict = string(ev.Kind), VerdictReceived
+		if d.Normalized, err = json.Marshal(ev); err != nil {
+			return ReceiveResult{}, err
+		}
+	}
+	res := ReceiveResult{DeliveryID: d.ID, Verdict: d.Verdict}
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		created, err := tx.InsertDelivery(ctx, d)
+		if err != nil {
+			return err
+		}
+		if !created {
+			res = ReceiveResult{DeliveryID: d.ID, Verdict: d.Verdict, Duplicate: true}
+			return nil
+		}
+		if d.Verdict == VerdictReceived {
+			return s.jobs.EnqueueDelivery(ctx, tx, d.OrgID, d.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return ReceiveResult{}, fmt.Errorf("persist delivery: %w", err)
+	}
+	if hook != nil {
+		hook.LastDeliveryAt = &d.ReceivedAt
+		hook.Status, hook.LastError = "active", ""
+		if err := s.store.UpdateRepoHook(ctx, hook); err != nil {
+			s.log.Warn("update hook health", "err", err)
+		}
+	}
+	return res, nil
+}
+
+func eventHeader(h http.Header) string {
+	return firstNonEmpty(h.Get("X-GitHub-Event"), h.Get("X-Gitea-Event"), h.Get("X-Forgejo-Event"), h.Get("X-Gitlab-Event"), h.Get("X-Event-Key"), "unknown")
+}
+
+// hookSecret finds the secret a delivery must be signed with: the
+// repository hook's own secret, or the GitHub App's webhook secret.
+func (s *Service) hookSecret(ctx context.Context, integ slipway.Integration, hookID string) (string, *store.RepoHook, error) {
+	if hookID == "" {
+		sec, err := s.openSecret(ctx, integ.OrgID, integ.ID)
+		if err != nil {
+			return "", nil, err
+		}
+		if sec.WebhookSecret == "" {
+			// Nothing can be verified: refuse rather than accept unsigned.
+			return "", nil, slipway.Errorf(slipway.ECodeBadSignature, "webhook signature missing or invalid")
+		}
+		return sec.WebhookSecret, nil, nil
+	}
+	hooks, err := s.store.ListRepoHooks(ctx, integ.OrgID, integ.ID)
+	if err != nil {
+		return "", nil, err
+	}
+	for i := range hooks {
+		if hooks[i].ID == hookID {
+			raw, err := s.keys.Open(hooks[i].SecretCiphertext, []byte("hook:"+integ.ID+":"+hooks[i].RepoID))
+			if err != nil {
+				return "", nil, fmt.Errorf("open hook secret: %w", err)
+			}
+			return string(raw), &hooks[i], nil
+		}
+	}
+	return "", nil, slipway.Errorf(slipway.ECodeBadSignature, "webhook signature missing or invalid")
+}
+
+// ProcessDelivery carries out what a received delivery causes. It is the
+// body of a job, so it may run more than once: every effect is idempotent
+// (deployments are deduplicated per Service and SHA).
+func (s *Service) ProcessDelivery(ctx context.Context, orgID, deliveryID string) error {
+	d, err := s.store.GetDelivery(ctx, orgID, deliveryID)
+	if err != nil {
+		return err
+	}
+	var ev slipway.Event
+	if err := json.Unmarshal(d.Normalized, &ev); err != nil {
+		return s.store.UpdateDeliveryVerdict(ctx, orgID, d.ID, VerdictFailed, "stored event is unreadable: "+err.Error(), nil)
+	}
+	integ, err := s.store.GetIntegration(ctx, orgID, d.IntegrationID)
+	if err != nil {
+		return err
+	}
+	verdict, detail, caused, err := s.applyEvent(ctx, integ, d, ev)
+	if err != nil {
+		return fmt.Errorf("process delivery %s: %w", d.ID, err)
+	}
+	return s.store.UpdateDeliveryVerdict(ctx, orgID, d.ID, verdict, detail, caused)
+}
+
+func (s *Service) applyEvent(ctx context.Context, integ slipway.Integration, d store.Delivery, ev slipway.Event) (verdict, detail string, caused []string, err error) {
+	switch ev.Kind {
+	case slipway.EventPush, slipway.EventTag:
+		return s.applyPush(ctx, integ, d, ev)
+	case slipway.EventBranchDeleted:
+		return VerdictProcessed, "branch " + ev.Push.Branch + " deleted; Services following it will fail to deploy until relinked", nil, nil
+	case slipway.EventRepositoryChanged:
+		if err := s.store.UpdateRepoName(ctx, integ.OrgID, integ.ID, ev.Repo.ID, ev.Repo.FullName); err != nil {
+			return "", "", nil, err
+		}
+		return VerdictProcessed, "repository is now " + ev.Repo.FullName, nil, nil
+	case slipway.EventInstallationChanged:
+		detail, err := s.applyInstallation(ctx, integ, ev.Install)
+		return VerdictProcessed, detail, nil, err
+	default:
+		return VerdictIgnored, "Slipway does not act on " + string(ev.Kind) + " events", nil, nil
+	}
+}
+
+// applyPush deploys every Service that follows the pushed branch or tag.
+func (s *Service) applyPush(ctx context.Context, integ slipway.Integration, d store.Delivery, ev slipway.Event) (string, string, []string, error) {
+	p := ev.Push
+	if p == nil || p.Deleted {
+		return VerdictProcessed, "ref deleted", nil, nil
+	}
+	svcs, _, err := s.store.ListServices(ctx, integ.OrgID, store.ServiceFilter{IntegrationID: integ.ID, RepoID: ev.Repo.ID}, store.Page{Limit: 200})
+	if err != nil {
+		return "", "", nil, err
+	}
+	var notes, caused []string
+	matched := 0
+	for _, svc := range svcs {
+		if !follows(svc.Source, p) {
+			continue
+		}
+		matched++
+		dep, note, err := s.autoDeploy(ctx, integ, svc, p.After, p.Ref, p.Head, ev.Kind, "delivery:"+d.ID, p)
+		if err != nil {
+			return "", "", nil, err
+		}
+		notes = append(notes, svc.Name+": "+note)
+		if dep != "" {
+			caused = append(caused, dep)
+		}
+	}
+	if matched == 0 {
+		return VerdictIgnored, "no Service follows " + p.Ref, nil, nil
+	}
+	verdict := VerdictProcessed
+	if len(caused) == 0 {
+		verdict = VerdictSkipped
+	}
+	return verdict, strings.Join(notes, "; "), caused, nil
+}
+
+// follows reports whether a Service's source tracks the pushed ref.
+func follows(src slipway.ServiceSource, p *slipway.PushEvent) bool {
+	switch {
+	case src.Branch != "":
+		return p.Branch == src.Branch
+	case src.Tag != "":
+		return p.Tag == src.Tag
+	case src.TagPattern != "":
+		ok, _ := path.Match(src.TagPattern, p.Tag)
+		return p.Tag != "" && ok
+	}
+	return false
+}
+
+// autoDeploy decides whether a new head deploys a Service, and queues the
+// deployment (deduplicated per Service and SHA) when it does. push is nil
+// when the reconciler found the head. It returns the deployment id ("" when
+// nothing was deployed) and a note for the delivery log.
+func (s *Service) autoDeploy(ctx context.Context, integ slipway.Integration, svc slipway.Service, sha, ref string, head slipway.Commit, kind slipway.EventKind, by string, push *slipway.PushEvent) (string, string, error) {
+	markSeen := func() error { return s.store.SetServiceLastSeenHead(ctx, svc.OrgID, svc.ID, sha) }
+	switch {
+	case !svc.Source.AutoDeploy:
+		return "", "new commit " + slipway.ShortSHA(sha) + " available (auto-deploy is off)", markSeen()
+	case svc.AutoDeployPaused:
+		return "", "new commit " + slipway.ShortSHA(sha) + " available (auto-deploy paused after a rollback)", markSeen()
+	case slipway.SkipRequested(head.Message):
+		return "", "skipped: the commit message asks not to deploy", markSeen()
+	}
+	if len(svc.Source.WatchPaths) > 0 {
+		files, known := s.changedFiles(ctx, integ, svc, push, sha)
+		if known && !anyMatch(svc.Source.WatchPaths, svc.Source.RootDir, files) {
+			return "", "skipped: no change under the watch paths", markSeen()
+		}
+	}
+	trigger := slipway.TriggerPush
+	if kind == slipway.EventTag {
+		trigger = slipway.TriggerTag
+	}
+	if push == nil {
+		trigger = slipway.TriggerReconcile
+	}
+	dep := slipway.Deployment{OrgID: svc.OrgID, ServiceID: svc.ID, Trigger: trigger, TriggeredBy: by, CommitSHA: sha, Ref: ref,
+		CommitMessage: head.Message, CommitAuthor: head.Author, IntegrationID: integ.ID}
+	var created bool
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		created, err = s.createDeploymentTx(ctx, tx, &dep, autoDedupeKey(svc.ID, sha))
+		if err != nil {
+			return err
+		}
+		return tx.SetServiceLastSeenHead(ctx, svc.OrgID, svc.ID, sha)
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if !created {
+		return "", "already deployed " + slipway.ShortSHA(sha) + " as " + dep.ID, nil
+	}
+	return dep.ID, "deploying " + slipway.ShortSHA(sha) + " as " + dep.ID, nil
+}
+
+// changedFiles returns the files a push changed: from the compare API when
+// the provider has one (payloads truncate their commit lists), else from
+// the payload when it is complete. known=false means "cannot tell", and the
+// caller deploys.
+func (s *Service) changedFiles(ctx context.Context, integ slipway.Integration, svc slipway.Service, push *slipway.PushEvent, head string) ([]string, bool) {
+	base := ""
+	if push != nil {
+		base = push.Before
+	} else if svc.LiveDeploymentID != "" {
+		if live, err := s.store.GetDeployment(ctx, svc.OrgID, svc.LiveDeploymentID); err == nil {
+			base = live.CommitSHA
+		}
+	}
+	if cmp, ok := s.forges[integ.Provider].(forge.Comparer); ok && base != "" && strings.Trim(base, "0") != "" {
+		if c, err := s.conn(ctx, integ); err == nil {
+			files, err := cmp.ChangedFiles(ctx, c, forge.Repo{ID: svc.Source.RepoID, FullName: svc.Source.RepoName}, base, head)
+			if err == nil {
+				return files, true
+			}
+			s.log.Warn("compare commits for watch paths", "service", svc.ID, "err", err)
+		}
+	}
+	if push != nil && push.ChangedFilesComplete {
+		return push.ChangedFiles, true
+	}
+	return nil, false
+}
+
+// anyMatch reports whether any file matches any watch glob. Globs are
+// relative to the Service's root directory; "dir/**" matches everything
+// under dir.
+func anyMatch(globs []string, rootDir string, files []string) bool {
+	root := strings.Trim(rootDir, "/")
+	for _, f := range files {
+		rel := f
+		if root != "" {
+			if !strings.HasPrefix(f, root+"/") {
+				continue
+			}
+			rel = strings.TrimPrefix(f, root+"/")
+		}
+		for _, g := range globs {
+			if strings.HasSuffix(g, "/**") {
+				if strings.HasPrefix(rel, strings.TrimSuffix(g, "**")) {
+					return true
+				}
+				continue
+			}
+			if ok, _ := path.Match(g, rel); ok {
+				return true
+			}
+			if ok, _ := path.Match(g, path.Base(rel)); ok && !strings.Contains(g, "/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applyInstallation updates a GitHub App integration after an
+// installation event.
+func (s *Service) applyInstallation(ctx context.Context, integ slipway.Integration, in *slipway.InstallEvent) (string, error) {
+	if in == nil {
+		return "no installation details", nil
+	}
+	if in.InstallationID != "" && integ.ExternalID != "" && in.InstallationID != integ.ExternalID {
+		if other, err := s.store.FindIntegrationByExternalID(ctx, integ.Provider, in.InstallationID); err == nil {
+			integ = other
+		} else {
+			return "installation " + in.InstallationID + " is not connected to Slipway", nil
+		}
+	}
+	now := s.now().UTC()
+	integ.UpdatedAt = now
+	var detail string
+	switch in.Action {
+	case slipway.InstallCreated, slipway.InstallUnsuspended, slipway.InstallNewPermissions:
+		if integ.ExternalID == "" {
+			integ.ExternalID = in.InstallationID
+		}
+		integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationConnected, "", ""
+		if in.RepoSelection != "" {
+			integ.RepoSelection = in.RepoSelection
+		}
+		detail = "installation " + string(in.Action)
+	case slipway.InstallDeleted:
+		integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationDisconnected, "the GitHub App was uninstalled", "install the App again and reconnect"
+		detail = "installation deleted"
+	case slipway.InstallSuspended:
+		integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationNeedsAttention, "the GitHub App installation is suspended", "unsuspend the installation in the account's GitHub settings"
+		detail = "installation suspended"
+	case slipway.InstallReposAdded, slipway.InstallReposRemoved:
+		var add []forge.Repo
+		var remove []string
+		for _, r := range in.ReposAdded {
+			add = append(add, forge.Repo{ID: r.ID, FullName: r.FullName, CloneURL: r.CloneURL, Private: r.Private})
+		}
+		for _, r := range in.ReposRemoved {
+			remove = append(remove, r.ID)
+		}
+		if len(add) > 0 {
+			if err := s.store.AddIntegrationRepos(ctx, integ.OrgID, integ.ID, add); err != nil {
+				return "", err
+			}
+		}
+		if len(remove) > 0 {
+			if err := s.store.RemoveIntegrationRepos(ctx, integ.OrgID, integ.ID, remove); err != nil {
+				return "", err
+			}
+		}
+		if in.RepoSelection != "" {
+			integ.RepoSelection = in.RepoSelection
+		}
+		detail = fmt.Sprintf("%d repositories added, %d removed", len(add), len(remove))
+	}
+	return detail, s.store.UpdateIntegration(ctx, &integ)
+}
+
+// ListDeliveries is an integration's delivery log.
+func (s *Service) ListDeliveries(ctx context.Context, a Actor, integrationID string, p store.Page) ([]store.Delivery, int, error) {
+	if err := a.can(slipway.ResIntegrations, slipway.ActRead); err != nil {
+		return nil, 0, err
+	}
+	if _, err := s.store.GetIntegration(ctx, a.OrgID, integrationID); err != nil {
+		return nil, 0, err
+	}
+	return s.store.ListDeliveries(ctx, a.OrgID, integrationID, p)
+}
+
+// ReplayDelivery processes a stored delivery again. Deployments stay
+// deduplicated, so a replay of an already-deployed push changes nothing.
+func (s *Service) ReplayDelivery(ctx context.Context, a Actor, integrationID, deliveryID string) (store.Delivery, error) {
+	if err := a.can(slipway.ResIntegrations, slipway.ActUpdate); err != nil {
+		return store.Delivery{}, err
+	}
+	d, err := s.store.GetDelivery(ctx, a.OrgID, deliveryID)
+	if err != nil || d.IntegrationID != integrationID {
+		return store.Delivery{}, slipway.NotFound("delivery", deliveryID)
+	}
+	if len(d.Normalized) == 0 {
+		return d, slipway.Errorf(slipway.ECodeConflict, "delivery %s was %s and has nothing to replay", d.ID, d.Verdict)
+	}
+	if err := s.ProcessDelivery(ctx, a.OrgID, d.ID); err != nil {
+		return store.Delivery{}, err
+	}
+	return s.store.GetDelivery(ctx, a.OrgID, d.ID)
+}
+
+// Reconcile resolves the head of every auto-deploy Service's branch and
+// queues a deployment for a head that was never seen: a lost webhook or a
+// downtime never loses a push. It returns the deployments it queued.
+func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
+	svcs, err := s.store.ListServicesWithAutoDeploy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var queued []string
+	for _, svc := range svcs {
+		if svc.Source.Branch == "" || svc.AutoDeployPaused || !svc.Source.AutoDeploy {
+			continue
+		}
+		integ, err := s.store.GetIntegration(ctx, svc.OrgID, svc.Source.IntegrationID)
+		if err != nil || integ.Status != slipway.IntegrationConnected {
+			continue
+		}
+		repo := forge.Repo{ID: svc.Source.RepoID, FullName: svc.Source.RepoName}
+		if l, ok := s.forges[integ.Provider].(forge.RepoLister); ok {
+			if c, err := s.conn(ctx, integ); err == nil {
+				if r, err := l.GetRepo(ctx, c, svc.Source.RepoID); err == nil {
+					repo = r
+				}
+			}
+		}
+		head, err := s.resolveRef(ctx, svc.OrgID, integ.ID, repo, svc.Source.Branch)
+		if err != nil {
+			s.log.Warn("reconcile: resolve branch head", "service", svc.ID, "err", err)
+			continue
+		}
+		if head.SHA == svc.LastSeenHead {
+			continue
+		}
+		dep, _, err := s.autoDeploy(ctx, integ, svc, head.SHA, "refs/heads/"+svc.Source.Branch, head, slipway.EventPush, "reconciler", nil)
+		if err != nil {
+			return queued, err
+		}
+		if dep != "" {
+			s.log.Info("reconcile: queued a missed head", "service", svc.ID, "sha", head.SHA, "deployment", dep)
+			queued = append(queued, dep)
+		}
+	}
+	return queued, nil
+}
+
+// RotateDeployHook issues a new deploy-hook URL for a Service, invalidating
+// the previous one.
+func (s *Service) RotateDeployHook(ctx context.Context, a Actor, serviceRef string) (string, error) {
+	if err := a.can(slipway.ResServices, slipway.ActUpdate); err != nil {
+		return "", err
+	}
+	svc, err := s.resolveService(ctx, a.OrgID, serviceRef)
+	if err != nil {
+		return "", err
+	}
+	token, hash := newSecretToken("dh_")
+	if err := s.store.SetDeployHookToken(ctx, a.OrgID, svc.ID, hash); err != nil {
+		return "", err
+	}
+	return strings.TrimRight(s.cfg.PublicURL, "/") + "/hooks/deploy/" + token, nil
+}
+
+// TriggerDeployHook deploys the current head of the Service a deploy-hook
+// token belongs to.
+func (s *Service) TriggerDeployHook(ctx context.Context, token string) (slipway.Deployment, error) {
+	svc, err := s.store.GetServiceByDeployHook(ctx, HashToken(token))
+	if err != nil {
+		return slipway.Deployment{}, slipway.NotFound("deploy hook", "…")
+	}
+	return s.deploy(ctx, System(svc.OrgID, "deploy-hook"), svc.ID, DeployInput{}, slipway.TriggerDeployHook)
+}

@@ -1,0 +1,3 @@
+-- A delivery keeps its verified, normalized event so processing (and a
+-- replay) never needs the signature again.
+ALTER TABLE deliveries ADD COLUMN normalized BYTEA NOT NULL DEFAULT '';

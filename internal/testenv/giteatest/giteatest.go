@@ -254,6 +254,7 @@ PASSWORD_CHECK_PWN = false
 [oauth2]
 ENABLED = true
 JWT_SECRET = %[6]s
+INVALIDATE_REFRESH_TOKENS = true
 
 [webhook]
 ALLOWED_HOST_LIST = loopback

@@ -524,4 +524,3 @@ func (p *Provider) OAuthEndpoint(baseURL string) oauth2.Endpoint {
 
 // OAuthScopes are the scopes Slipway asks for.
 func (p *Provider) OAuthScopes() []string { return requiredScopes() }
-

@@ -66,7 +66,7 @@ func WaitHealthy(ctx context.Context, addr, healthPath string, alive func(contex
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	lastErr := errors.New("no health check ran")
+	lastErr, first := errors.New("no health check ran"), true
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("gave up waiting (%w); last check: %v", err, lastErr)
@@ -77,9 +77,16 @@ func WaitHealthy(ctx context.Context, addr, healthPath string, alive func(contex
 			}
 			return err
 		}
-		if lastErr = probeHTTP(ctx, hc, addr, healthPath); lastErr == nil {
+		err := probeHTTP(ctx, hc, addr, healthPath)
+		if err == nil {
 			return nil
 		}
+		// A probe cut short by the deadline says nothing about the release;
+		// the one before it does.
+		if ctx.Err() == nil || first {
+			lastErr = err
+		}
+		first = false
 		select {
 		case <-ctx.Done():
 		case <-tick.C:

@@ -203,25 +203,26 @@ type supervised struct {
 	restarts  int
 	startedAt time.Time
 	lastExit  string
-	startLogs io.Writer // the deployment log, until the release is healthy
+
+	logMu     sync.Mutex // held while writing to startLogs, so detaching waits for a write in progress
+	startLogs io.Writer  // the deployment log, until the release is healthy
 }
 
 // Write fans output to the ring buffer and, while starting, the deployment log.
 func (p *supervised) Write(b []byte) (int, error) {
 	p.ring.Write(b)
-	p.mu.Lock()
-	w := p.startLogs
-	p.mu.Unlock()
-	if w != nil {
-		w.Write(b)
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	if p.startLogs != nil {
+		p.startLogs.Write(b)
 	}
 	return len(b), nil
 }
 
 func (p *supervised) detachStartLogs() {
-	p.mu.Lock()
+	p.logMu.Lock()
 	p.startLogs = nil
-	p.mu.Unlock()
+	p.logMu.Unlock()
 }
 
 // launch starts the process and returns a channel that receives its exit.

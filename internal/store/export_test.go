@@ -10,3 +10,12 @@ import (
 func OpenAtVersion(ctx context.Context, databaseURL, dataDir string, version int) (*Store, error) {
 	return open(ctx, databaseURL, dataDir, slog.New(slog.DiscardHandler), version)
 }
+
+// LatestSchemaVersion is the highest migration version of the dialect.
+func LatestSchemaVersion(dialect string) int {
+	ms, err := migrationsFor(dialect, 0)
+	if err != nil || len(ms) == 0 {
+		return -1
+	}
+	return ms[len(ms)-1].version
+}

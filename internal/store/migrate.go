@@ -65,11 +65,18 @@ func migrationsFor(dialect string, upTo int) ([]migration, error) {
 // leaves either the whole migration or none of it. On PostgreSQL an advisory
 // lock serialises replicas starting at the same time.
 func (s *Store) migrateTo(ctx context.Context, upTo int) error {
-	if _, err := s.root.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	err := s.InTx(ctx, func(tx *Tx) error {
+		if err := tx.lockMigrations(ctx); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
     version     BIGINT PRIMARY KEY,
     name        TEXT NOT NULL,
     applied_at  TEXT NOT NULL
-)`); err != nil {
+)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	ms, err := migrationsFor(s.dialect, upTo)
@@ -79,11 +86,8 @@ func (s *Store) migrateTo(ctx context.Context, upTo int) error {
 	for _, m := range ms {
 		applied := false
 		err := s.InTx(ctx, func(tx *Tx) error {
-			if s.dialect == DialectPostgres {
-				// An arbitrary constant naming "Slipway schema migrations".
-				if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(7301163904)`); err != nil {
-					return fmt.Errorf("lock migrations: %w", err)
-				}
+			if err := tx.lockMigrations(ctx); err != nil {
+				return err
 			}
 			n, err := tx.count(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version)
 			if err != nil {
@@ -119,4 +123,18 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
+}
+
+// lockMigrations serialises schema changes across PostgreSQL replicas
+// starting together, until the transaction ends. SQLite needs nothing: its
+// write transactions are already exclusive.
+func (t *Tx) lockMigrations(ctx context.Context) error {
+	if t.dialect != DialectPostgres {
+		return nil
+	}
+	// An arbitrary constant naming "Slipway schema migrations".
+	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(7301163904)`); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	return nil
 }

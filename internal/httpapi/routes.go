@@ -348,6 +348,30 @@ func (api *API) table() []route {
 				u, err := s.RotateDeployHook(r.Context(), a, r.PathValue("svc"))
 				return respond(w, 200, DeployHookView{URL: u}, err)
 			}},
+		{method: "GET", pattern: "/api/v1/services/{svc}/variables", summary: "A service's variables (secret values masked)", tag: "services", response: List[service.VariableView]{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				vars, err := s.ListVariables(r.Context(), a, r.PathValue("svc"))
+				return respond(w, 200, listOf(vars, len(vars), store.Page{Limit: len(vars)}), err)
+			}},
+		{method: "PUT", pattern: "/api/v1/services/{svc}/variables/{key}", summary: "Set a variable ({{ secret(N) }} generates a secret once)", tag: "services", request: service.VariableInput{}, response: service.VariableView{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				var in service.VariableInput
+				if err := decode(r, &in); err != nil {
+					return err
+				}
+				if in.Key == "" {
+					in.Key = r.PathValue("key")
+				}
+				if in.Key != r.PathValue("key") {
+					return slipway.Errorf(slipway.ECodeInvalid, "the key in the body (%s) differs from the URL (%s)", in.Key, r.PathValue("key"))
+				}
+				v, err := s.SetVariable(r.Context(), a, r.PathValue("svc"), in)
+				return respond(w, 200, v, err)
+			}},
+		{method: "DELETE", pattern: "/api/v1/services/{svc}/variables/{key}", summary: "Remove a variable", tag: "services",
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				return respondEmpty(w, s.DeleteVariable(r.Context(), a, r.PathValue("svc"), r.PathValue("key")))
+			}},
 		{method: "GET", pattern: "/api/v1/services/{svc}/deployments", summary: "List a service's deployments, newest first", tag: "deployments", response: List[slipway.Deployment]{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
 				p, err := page(r)

@@ -293,3 +293,9 @@ func (p *Provider) CloneCredentials(ctx context.Context, c *forge.Conn, repo for
 	}
 	return p.creds(ctx, c, u)
 }
+
+// GenerateDeployKey makes a new Ed25519 deploy key for a connection over
+// SSH (the method form lets callers discover the capability).
+func (p *Provider) GenerateDeployKey() (privateOpenSSH, publicAuthorizedKey string, err error) {
+	return GenerateDeployKey()
+}

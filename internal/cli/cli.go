@@ -1,0 +1,229 @@
+// Package cli is the `slipway` command line: the client commands that talk
+// to a server's JSON API (login, org, integration, app, env, service,
+// deploy, logs, …) and the `serve` command, whose wiring cmd/slipway
+// injects. Every command takes --output json for scripts; otherwise it
+// prints readable tables. Errors are one line on stderr with a non-zero
+// exit status.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"slipway.dev/slipway/internal/apiclient"
+)
+
+// Env is what the CLI needs from its surroundings.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Serve runs `slipway serve` with its parsed flags; nil hides the
+	// command.
+	Serve func(ctx context.Context, flags ServeFlags) error
+	// Extra adds commands wired in cmd/slipway (static-serve, …).
+	Extra []*cobra.Command
+}
+
+// ServeFlags are the flags of `slipway serve`.
+type ServeFlags struct {
+	DataDir, Addr, PublicURL, DatabaseURL, Runtime, BaseDomain string
+}
+
+// Main runs the CLI and returns the exit status.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	root := newRoot(ctx, env)
+	root.SetArgs(args)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(env.Stderr, "error: "+oneLine(err))
+		var p *apiclient.Problem
+		if errors.As(err, &p) && p.Code != "" {
+			fmt.Fprintln(env.Stderr, "code: "+p.Code)
+		}
+		return 1
+	}
+	return 0
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+}
+
+// app carries the state shared by commands.
+type app struct {
+	env    Env
+	output string
+	server string
+	token  string
+}
+
+func newRoot(ctx context.Context, env Env) *cobra.Command {
+	a := &app{env: env}
+	root := &cobra.Command{
+		Use:           "slipway",
+		Short:         "Slipway: deploy from Git, on your own machines",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&a.server, "server", "", "server URL (default: from slipway login, or $SLIPWAY_SERVER)")
+	root.PersistentFlags().StringVar(&a.token, "token", "", "API token (default: from slipway login, or $SLIPWAY_TOKEN)")
+	if env.Serve != nil {
+		root.AddCommand(a.serveCmd())
+	}
+	root.AddCommand(a.loginCmd(), a.orgCmd(), a.integrationCmd(), a.appCmd(), a.envCmd(), a.serviceCmd(),
+		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd())
+	root.AddCommand(env.Extra...)
+	return root
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	var f ServeFlags
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Slipway server (API, webhooks, dashboard, router) on one listener",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.env.Serve(cmd.Context(), f)
+		},
+	}
+	def := func(name, fallback string) string {
+		if v := a.env.Getenv(name); v != "" {
+			return v
+		}
+		return fallback
+	}
+	c.Flags().StringVar(&f.DataDir, "data", def("SLIPWAY_DATA", "./slipway-data"), "data directory ($SLIPWAY_DATA)")
+	c.Flags().StringVar(&f.Addr, "addr", def("SLIPWAY_ADDR", "127.0.0.1:8080"), "listen address ($SLIPWAY_ADDR)")
+	c.Flags().StringVar(&f.PublicURL, "public-url", def("SLIPWAY_PUBLIC_URL", ""), "URL users and providers reach this server at ($SLIPWAY_PUBLIC_URL; default http://ADDR)")
+	c.Flags().StringVar(&f.DatabaseURL, "database-url", def("SLIPWAY_DATABASE_URL", ""), "postgres://… to use PostgreSQL ($SLIPWAY_DATABASE_URL; default embedded SQLite)")
+	c.Flags().StringVar(&f.Runtime, "runtime", def("SLIPWAY_RUNTIME", "process"), "where services run: process, docker or swarm ($SLIPWAY_RUNTIME)")
+	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<base-domain>")
+	return c
+}
+
+// config is what `slipway login` remembers.
+type config struct {
+	Server string `json:"server"`
+	Token  string `json:"token"`
+}
+
+func (a *app) configPath() string {
+	if p := a.env.Getenv("SLIPWAY_CONFIG"); p != "" {
+		return p
+	}
+	dir := a.env.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		dir = filepath.Join(a.env.Getenv("HOME"), ".config")
+	}
+	return filepath.Join(dir, "slipway", "config.json")
+}
+
+func (a *app) loginCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "login --server URL --token TOKEN",
+		Short: "Remember a server and an API token for later commands",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.server == "" || a.token == "" {
+				return errors.New("give both --server and --token (the admin token is in DATA/admin-token)")
+			}
+			c := apiclient.New(a.server, a.token)
+			var me struct {
+				UserID string `json:"user_id"`
+				OrgID  string `json:"org_id"`
+				Role   string `json:"role"`
+			}
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/me", nil, &me); err != nil {
+				return err
+			}
+			path := a.configPath()
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent(config{Server: a.server, Token: a.token}, "", "  ")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				return fmt.Errorf("save login: %w", err)
+			}
+			return a.print(me, func(w io.Writer) {
+				fmt.Fprintf(w, "Logged in to %s as %s (organisation %s, role %s)\n", a.server, me.UserID, me.OrgID, me.Role)
+			})
+		},
+	}
+}
+
+// client returns an API client from flags, environment or saved login.
+func (a *app) client() (*apiclient.Client, error) {
+	server, token := a.server, a.token
+	if server == "" {
+		server = a.env.Getenv("SLIPWAY_SERVER")
+	}
+	if token == "" {
+		token = a.env.Getenv("SLIPWAY_TOKEN")
+	}
+	if server == "" || token == "" {
+		if b, err := os.ReadFile(a.configPath()); err == nil {
+			var c config
+			if json.Unmarshal(b, &c) == nil {
+				if server == "" {
+					server = c.Server
+				}
+				if token == "" {
+					token = c.Token
+				}
+			}
+		}
+	}
+	if server == "" || token == "" {
+		return nil, errors.New("not logged in: run `slipway login --server URL --token TOKEN`")
+	}
+	return apiclient.New(server, token), nil
+}
+
+// call performs an API request and prints the answer.
+func (a *app) call(cmd *cobra.Command, method, path string, body, out any, table func(io.Writer)) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Do(cmd.Context(), method, path, body, out); err != nil {
+		return err
+	}
+	return a.print(out, table)
+}
+
+// print writes v as JSON with --output json, or calls table.
+func (a *app) print(v any, table func(io.Writer)) error {
+	switch a.output {
+	case "json":
+		enc := json.NewEncoder(a.env.Stdout)
+		enc.SetIndent("", "  ")
+		if v == nil {
+			v = map[string]string{"status": "ok"}
+		}
+		return enc.Encode(v)
+	case "table", "":
+		if table != nil {
+			tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+			table(tw)
+			return tw.Flush()
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown --output %q (use table or json)", a.output)
+}
+
+func esc(s string) string { return apiclient.PathEscape(s) }

@@ -1,0 +1,291 @@
+// Package server assembles a running Slipway control plane from its parts:
+// the store, the master keyring, the use cases, the job queue, the deploy
+// pipeline, the router and every HTTP edge (JSON API, webhook receivers,
+// dashboard, health and metrics) on one listener. cmd/slipway chooses the
+// concrete providers and runtime and hands them in; end-to-end tests start
+// the same server on port 0 with a temporary data directory.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/build"
+	"slipway.dev/slipway/internal/deploy"
+	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/httpapi"
+	"slipway.dev/slipway/internal/jobs"
+	"slipway.dev/slipway/internal/router"
+	"slipway.dev/slipway/internal/runtime"
+	"slipway.dev/slipway/internal/sandbox"
+	"slipway.dev/slipway/internal/secrets"
+	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/store"
+	"slipway.dev/slipway/internal/webhook"
+)
+
+// Config is everything `slipway serve` is told.
+type Config struct {
+	DataDir           string        // default ./slipway-data
+	Addr              string        // listen address, default 127.0.0.1:8080 (":0" in tests)
+	PublicURL         string        // how users and providers reach this server; default http://<addr>
+	DatabaseURL       string        // empty: SQLite in DataDir
+	BaseDomain        string        // services answer at <svc>.<env>.<app>.<BaseDomain>; default "localhost"
+	ReconcileInterval time.Duration // 0: default 5m; negative disables
+	AdminEmail        string        // first-start administrator, default admin@slipway.local
+	MasterKey         string        // SLIPWAY_MASTER_KEY, overrides DATA/master.key
+	DeployWorkers     int
+
+	Forges map[slipway.Provider]forge.Provider
+	// NewRuntime builds the runtime releases run on, given the sandbox that
+	// owns per-Service users and workspaces.
+	NewRuntime func(sb *sandbox.Manager) (runtime.Runtime, error)
+	// Dashboard, when set, mounts the dashboard on the mux.
+	Dashboard func(svc *service.Service, mux *http.ServeMux)
+	Logger    *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	Service  *service.Service
+	Store    *store.Store
+	Router   *router.Router
+	Pipeline *deploy.Pipeline
+	queue    *jobs.Queue
+	listener net.Listener
+	http     *http.Server
+	log      *slog.Logger
+	ready    bool
+	// Bootstrap is what first start created (zero on later starts).
+	Bootstrap service.BootstrapResult
+}
+
+// queueProxy lets the service enqueue before the queue exists (the queue
+// needs the service's handlers, the service needs the queue).
+type queueProxy struct{ q *jobs.Queue }
+
+func (p *queueProxy) EnqueueDeploy(ctx context.Context, tx *store.Tx, orgID, id string) error {
+	return p.q.EnqueueDeploy(ctx, tx, orgID, id)
+}
+
+func (p *queueProxy) EnqueueDelivery(ctx context.Context, tx *store.Tx, orgID, id string) error {
+	return p.q.EnqueueDelivery(ctx, tx, orgID, id)
+}
+
+// Start opens everything, runs first-start bootstrap, recovers interrupted
+// work and starts listening. It returns once the server accepts requests.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "slipway-data"
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.BaseDomain == "" {
+		cfg.BaseDomain = "localhost"
+	}
+	if cfg.AdminEmail == "" {
+		cfg.AdminEmail = "admin@slipway.local"
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = 5 * time.Minute
+	}
+	log := cfg.Logger
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	// The data directory holds the database and the master key: nobody but
+	// Slipway's own user may read it (builds run as other users).
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory permissions: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{cfg: cfg, listener: ln, log: log}
+	if err := s.open(ctx, dataDir); err != nil {
+		ln.Close()
+		s.closeStore()
+		return nil, err
+	}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	s.ready = true
+	return s, nil
+}
+
+func (s *Server) open(ctx context.Context, dataDir string) error {
+	cfg, log := s.cfg, s.log
+	keys, err := secrets.LoadOrCreate(filepath.Join(dataDir, "master.key"), cfg.MasterKey)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, dataDir, log)
+	if err != nil {
+		return err
+	}
+	s.Store = st
+	if err := jobs.Migrate(ctx, st); err != nil {
+		return err
+	}
+	proxy := &queueProxy{}
+	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain}, log)
+	s.Service = svc
+
+	sb, err := sandbox.New(log, sandbox.Options{Root: filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+"-workspaces"), ExtraPath: []string{"/usr/local/go/bin"}})
+	if err != nil {
+		return err
+	}
+	builder, err := build.New(log, sb, build.Options{})
+	if err != nil {
+		return err
+	}
+	if cfg.NewRuntime == nil {
+		return errors.New("server: no runtime configured")
+	}
+	rt, err := cfg.NewRuntime(sb)
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	s.Router = router.New(log)
+	s.Pipeline = deploy.New(svc, builder, rt, s.Router, log)
+
+	interval := cfg.ReconcileInterval
+	if interval < 0 {
+		interval = 0
+	}
+	q, err := jobs.New(st, jobs.Handlers{
+		Deploy:          s.Pipeline.Run,
+		ProcessDelivery: svc.ProcessDelivery,
+		Reconcile: func(ctx context.Context) error {
+			_, err := svc.Reconcile(ctx)
+			return err
+		},
+	}, jobs.Config{DeployWorkers: cfg.DeployWorkers, ReconcileInterval: interval, Work: true}, log)
+	if err != nil {
+		return err
+	}
+	proxy.q, s.queue = q, q
+
+	if s.Bootstrap, err = svc.Bootstrap(ctx, cfg.AdminEmail); err != nil {
+		return err
+	}
+	if s.Bootstrap.Created {
+		if err := writeSecretFile(filepath.Join(dataDir, "admin-token"), s.Bootstrap.Token); err != nil {
+			return err
+		}
+		if err := writeSecretFile(filepath.Join(dataDir, "admin-password"), s.Bootstrap.Password); err != nil {
+			return err
+		}
+	}
+	if err := s.Pipeline.Recover(ctx); err != nil {
+		log.Warn("recover deployments", "err", err)
+	}
+	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+func writeSecretFile(path, content string) error {
+	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return os.Chmod(path, 0o600)
+}
+
+// handler routes by Host first: a request for a deployed Service's host
+// goes to the router; everything else is the control plane's own mux.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	httpapi.New(s.Service, s.log).Register(mux)
+	webhook.New(s.Service, s.log, reg).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Store.DB().PingContext(ctx); err != nil || !s.ready {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if s.cfg.Dashboard != nil {
+		s.cfg.Dashboard(s.Service, mux)
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte(`<!doctype html><title>Slipway</title><h1>Slipway</h1><p>The control plane is running. Use the API at <a href="/api/v1/openapi.json">/api/v1</a>.</p>`))
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := s.Router.Lookup(r.Host); ok {
+			s.Router.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return s.cfg.PublicURL }
+
+// Addr is the listener's address.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Reconcile runs one reconciliation pass now (tests, and the CLI's doctor).
+func (s *Server) Reconcile(ctx context.Context) ([]string, error) { return s.Service.Reconcile(ctx) }
+
+// Shutdown stops accepting requests, lets running jobs finish until ctx
+// ends, and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready = false
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.queue != nil {
+		errs = append(errs, s.queue.Stop(ctx))
+	}
+	s.closeStore()
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeStore() {
+	if s.Store != nil {
+		_ = s.Store.Close()
+	}
+}

@@ -261,8 +261,8 @@ func (a *app) integrationCmd() *cobra.Command {
 func (a *app) connectCmd() *cobra.Command {
 	var in struct {
 		token, baseURL, internalURL, label, username, repoURL, clientID, clientSecret string
-		appID, privateKeyFile, webhookSecret, installationID, org                    string
-		oauth, ssh, createApp                                                        bool
+		appID, privateKeyFile, webhookSecret, installationID, org                     string
+		oauth, ssh, createApp                                                         bool
 	}
 	c := &cobra.Command{
 		Use:   "connect PROVIDER",

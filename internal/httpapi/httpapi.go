@@ -39,7 +39,7 @@ type route struct {
 // New builds the API.
 func New(svc *service.Service, logger *slog.Logger) *API {
 	api := &API{svc: svc, log: logger}
-	api.routes = api.table()
+	api.routes = append(api.table(), api.extraRoutes()...)
 	return api
 }
 

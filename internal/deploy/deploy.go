@@ -149,7 +149,7 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 	for _, v := range env.Secrets {
 		logs.addSecret(v)
 	}
-	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: env.Values, HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas}
+	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: withPlatformEnv(env.Values, svc, d), HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas}
 	if host, err := p.svc.ServiceHost(ctx, svc); err == nil {
 		rel.Name = strings.ReplaceAll(strings.TrimSuffix(host, "."+p.svc.Config().BaseDomain), ".", "-")
 	}
@@ -310,7 +310,7 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 	if err != nil {
 		return err
 	}
-	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: env.Values, HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas, Image: svc.Image}
+	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: withPlatformEnv(env.Values, svc, d), HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas, Image: svc.Image}
 	if svc.Type == slipway.ServiceApp {
 		src, err := p.svc.CloneSourceFor(ctx, svc)
 		if err != nil {
@@ -341,6 +341,19 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 	}
 	p.router.Switch(hosts, inst)
 	return nil
+}
+
+// withPlatformEnv adds what Slipway tells every release about itself, so
+// an app can report the commit it runs.
+func withPlatformEnv(vars map[string]string, svc slipway.Service, d slipway.Deployment) map[string]string {
+	out := make(map[string]string, len(vars)+3)
+	for k, v := range vars {
+		out[k] = v
+	}
+	out["SLIPWAY_COMMIT_SHA"] = d.CommitSHA
+	out["SLIPWAY_DEPLOYMENT_ID"] = d.ID
+	out["SLIPWAY_SERVICE"] = svc.Name
+	return out
 }
 
 func firstNonEmpty(v ...string) string {

@@ -266,7 +266,9 @@ func (m *Manager) Command(spec Spec) *exec.Cmd {
 	}
 	cmd.Dir = spec.Dir
 	cmd.Env = m.Env(spec)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: spec.Setpgid}
+	// Pdeathsig: untrusted code never outlives a crashed Slipway; the
+	// releases it ran are restarted from their builds at the next start.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: spec.Setpgid, Pdeathsig: syscall.SIGKILL}
 	if m.isolating && !spec.User.IsZero() {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: spec.User.UID, Gid: spec.User.GID, Groups: []uint32{}}
 	}

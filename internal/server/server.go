@@ -66,6 +66,7 @@ type Server struct {
 	Router   *router.Router
 	Pipeline *deploy.Pipeline
 	queue    *jobs.Queue
+	runtime  runtime.Runtime
 	listener net.Listener
 	http     *http.Server
 	log      *slog.Logger
@@ -176,6 +177,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
+	s.runtime = rt
 	s.Router = router.New(log)
 	s.Pipeline = deploy.New(svc, builder, rt, s.Router, log)
 
@@ -279,6 +281,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.queue != nil {
 		errs = append(errs, s.queue.Stop(ctx))
+	}
+	if sa, ok := s.runtime.(interface{ StopAll(context.Context) error }); ok {
+		errs = append(errs, sa.StopAll(ctx))
 	}
 	s.closeStore()
 	return errors.Join(errs...)

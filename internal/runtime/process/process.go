@@ -155,6 +155,23 @@ func (r *Runtime) Stop(ctx context.Context, deploymentID string) error {
 	return nil
 }
 
+// StopAll stops every release, for a graceful shutdown of Slipway: the
+// next start restores live releases from their builds.
+func (r *Runtime) StopAll(ctx context.Context) error {
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.procs))
+	for id := range r.procs {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		if err := r.Stop(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Logs writes the retained output of a running release.
 func (r *Runtime) Logs(ctx context.Context, deploymentID string, w io.Writer) error {
 	p, err := r.get(deploymentID)

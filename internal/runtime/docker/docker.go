@@ -125,7 +125,7 @@ func (r *Runtime) Start(ctx context.Context, rel runtime.Release, logs io.Writer
 	if inst, ok, err := r.running(ctx, rel.DeploymentID); err != nil || ok {
 		return inst, err
 	}
-	user, err := r.containerUser(ctx, rel)
+	user, err := RunAsUser(ctx, r.cli, rel)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
@@ -184,10 +184,10 @@ func (r *Runtime) running(ctx context.Context, deploymentID string) (runtime.Ins
 	return runtime.Instance{}, false, nil
 }
 
-// containerUser picks who the container runs as: the image's USER when it
-// is not root, else the release's account, else nobody.
-func (r *Runtime) containerUser(ctx context.Context, rel runtime.Release) (string, error) {
-	img, err := r.cli.ImageInspect(ctx, rel.Image)
+// RunAsUser picks who a release's container runs as: the image's USER
+// when it is not root, else the release's account, else nobody (65534).
+func RunAsUser(ctx context.Context, cli client.ImageAPIClient, rel runtime.Release) (string, error) {
+	img, err := cli.ImageInspect(ctx, rel.Image)
 	if err != nil {
 		return "", fmt.Errorf("docker: inspect image %s: %w", rel.Image, err)
 	}

@@ -1,0 +1,45 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// SetLegacyServiceStage records the implicit stage a legacy Service ran as
+// ("" clears it). Only imports, seeds and tests call it: new Services live
+// in Environments and have no legacy stage.
+func (q *queries) SetLegacyServiceStage(ctx context.Context, orgID, serviceID, stage string) error {
+	return wrapErr("set legacy service stage", q.execOne(ctx, "service", serviceID,
+		`UPDATE services SET legacy_stage = ? WHERE org_id = ? AND id = ?`, nullable(stage), orgID, serviceID))
+}
+
+// LegacyServiceStages returns the recorded stage of each Service still in
+// the project, by service id. Services without a recorded stage are absent.
+func (q *queries) LegacyServiceStages(ctx context.Context, orgID, projectID string) (map[string]string, error) {
+	rows, err := q.query(ctx, `SELECT id, legacy_stage FROM services
+WHERE org_id = ? AND project_id = ? AND legacy_stage IS NOT NULL AND legacy_stage <> ''`, orgID, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list legacy service stages: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, stage string
+		if err := rows.Scan(&id, &stage); err != nil {
+			return nil, fmt.Errorf("list legacy service stages: %w", err)
+		}
+		out[id] = stage
+	}
+	return out, rows.Err()
+}
+
+// SetApplicationMigratedFrom records the legacy project an application was
+// made from. An application that already records one keeps it: when
+// several projects merge into one application the first is kept here, and
+// every project records its own destination (MarkProjectMigrated) and its
+// audit entry.
+func (q *queries) SetApplicationMigratedFrom(ctx context.Context, orgID, appID, projectID string) error {
+	return wrapErr("set application migrated from", q.execOne(ctx, "application", appID,
+		`UPDATE applications SET migrated_from_project = CASE WHEN migrated_from_project = '' THEN ? ELSE migrated_from_project END,
+updated_at = ? WHERE org_id = ? AND id = ?`, projectID, q.tv(now()), orgID, appID))
+}

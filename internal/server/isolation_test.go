@@ -1,0 +1,336 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/server"
+	"slipway.dev/slipway/internal/service"
+)
+
+// orgA is everything organisation A owns, by path parameter name, plus the
+// strings that must never appear in an answer given to another tenant.
+type orgA struct {
+	ids     map[string]string // path parameter → A's id
+	names   map[string]string // path parameter → A's reference by name, where names resolve
+	query   map[string]string // route pattern → query string the route needs
+	markers map[string]string // text of A's → what it is
+}
+
+// TestTenantIsolation walks every route of the OpenAPI document with a
+// token of organisation B and A's identifiers in the path: each must answer
+// 404 without a trace of A's data. Lists must not contain A's items. The
+// routes come from the served document, so a new route is walked as soon
+// as it exists.
+func TestTenantIsolation(t *testing.T) {
+	databases(t, func(t *testing.T, databaseURL string) {
+		srv := startServer(t, databaseURL)
+		adminA := apiClient{t: t, base: srv.URL(), token: srv.Bootstrap.Token}
+		a := seedOrgA(t, adminA, bareRepo(t))
+		tokenB := setUpOrgB(t, srv, adminA)
+		b := apiClient{t: t, base: srv.URL(), token: tokenB}
+
+		// B is a working tenant: it has its own application, so the lists
+		// below are real lists, not errors.
+		b.must(201, "POST", "/api/v1/applications", service.ApplicationInput{Name: "b-app"}, nil)
+
+		var doc struct {
+			Paths map[string]map[string]json.RawMessage `json:"paths"`
+		}
+		b.must(200, "GET", "/api/v1/openapi.json", nil, &doc)
+		if len(doc.Paths) == 0 {
+			t.Fatal("the OpenAPI document lists no paths")
+		}
+		walked := 0
+		for _, pattern := range sortedKeys(doc.Paths) {
+			for _, method := range sortedKeys(doc.Paths[pattern]) {
+				method = strings.ToUpper(method)
+				params := pathParam.FindAllStringSubmatch(pattern, -1)
+				if len(params) == 0 {
+					checkList(t, b, a, method, pattern)
+					continue
+				}
+				for _, byName := range []bool{false, true} {
+					path, ok := substitute(t, a, pattern, params, byName)
+					if !ok {
+						continue
+					}
+					if q := a.query[pattern]; q != "" {
+						path += "?" + q
+					}
+					walked++
+					r := b.do(method, path, bodyFor(method, pattern))
+					route := method + " " + pattern
+					if r.status != 404 {
+						t.Errorf("%s as organisation B (%s %s): status %d, want 404: %s", route, method, path, r.status, r.body)
+						continue
+					}
+					if code := r.problemCode(); code != string(slipway.ECodeNotFound) {
+						t.Errorf("%s as organisation B: problem code %q, want %q: %s", route, code, slipway.ECodeNotFound, r.body)
+					}
+					if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+						t.Errorf("%s as organisation B: Content-Type %q, want application/problem+json", route, ct)
+					}
+					assertNoLeak(t, a, route, path, r.body)
+				}
+			}
+		}
+		t.Logf("walked %d foreign-id requests over %d paths", walked, len(doc.Paths))
+		if walked < 30 {
+			t.Errorf("walked only %d requests with path parameters; the document seems incomplete", walked)
+		}
+
+		// Nothing B did touched A's objects.
+		for _, p := range []string{
+			"/api/v1/applications/" + a.ids["app"],
+			"/api/v1/environments/" + a.ids["env"],
+			"/api/v1/services/" + a.ids["svc"],
+			"/api/v1/roles/" + a.ids["role"],
+			"/api/v1/deployments/" + a.ids["dep"],
+			"/api/v1/integrations/" + a.ids["int"],
+		} {
+			adminA.must(200, "GET", p, nil, nil)
+		}
+		var vars struct{ Items []service.VariableView }
+		adminA.must(200, "GET", "/api/v1/services/"+a.ids["svc"]+"/variables", nil, &vars)
+		if len(vars.Items) != 1 || vars.Items[0].Key != a.ids["key"] || vars.Items[0].Value != "a-variable-value" {
+			t.Errorf("A's variables after B's walk: %+v", vars.Items)
+		}
+		var members struct{ Items []slipway.Membership }
+		adminA.must(200, "GET", "/api/v1/members", nil, &members)
+		if !containsMember(members.Items, a.ids["user"], "") {
+			t.Errorf("A's member %s is gone after B's walk", a.ids["user"])
+		}
+		var toks struct{ Items []slipway.APIToken }
+		adminA.must(200, "GET", "/api/v1/tokens", nil, &toks)
+		found := false
+		for _, tok := range toks.Items {
+			found = found || tok.ID == a.ids["token"]
+		}
+		if !found {
+			t.Errorf("A's token %s is gone after B's walk", a.ids["token"])
+		}
+	})
+}
+
+var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
+
+// seedOrgA creates one of everything in organisation A (the bootstrap
+// organisation) that exists without a hosted Git provider.
+func seedOrgA(t *testing.T, c apiClient, repoURL string) orgA {
+	t.Helper()
+	a := orgA{ids: map[string]string{}, names: map[string]string{}, query: map[string]string{}, markers: map[string]string{}}
+
+	var me struct {
+		OrgID  string `json:"org_id"`
+		UserID string `json:"user_id"`
+	}
+	c.must(200, "GET", "/api/v1/me", nil, &me)
+	a.ids["org"] = me.OrgID
+	a.markers[me.OrgID] = "A's organisation id"
+	a.markers[me.UserID] = "A's administrator id"
+
+	var app slipway.Application
+	c.must(201, "POST", "/api/v1/applications", service.ApplicationInput{Name: "isolation-a-app", Description: "a-app-description"}, &app)
+	a.ids["app"], a.names["app"] = app.ID, app.Name
+	a.markers[app.ID], a.markers[app.Name], a.markers["a-app-description"] = "A's application id", "A's application name", "A's application description"
+	a.markers[app.DefaultEnvironmentID] = "A's production environment id"
+
+	var env slipway.Environment
+	c.must(201, "POST", "/api/v1/applications/"+app.ID+"/environments", service.EnvironmentInput{Name: "isolation-a-staging"}, &env)
+	a.ids["env"], a.names["env"] = env.ID, app.Name+"/"+env.Name
+	a.markers[env.ID], a.markers[env.Name] = "A's environment id", "A's environment name"
+
+	image := "x"
+	var svc slipway.Service
+	c.must(201, "POST", "/api/v1/environments/"+app.DefaultEnvironmentID+"/services",
+		service.ServiceInput{Name: "isolation-a-web", Type: slipway.ServiceDocker, Image: &image}, &svc)
+	a.ids["svc"], a.names["svc"] = svc.ID, app.Name+"/production/"+svc.Name
+	a.markers[svc.ID], a.markers[svc.Name] = "A's service id", "A's service name"
+
+	var v service.VariableView
+	c.must(200, "PUT", "/api/v1/services/"+svc.ID+"/variables/A_ISOLATION_VAR", service.VariableInput{Value: "a-variable-value"}, &v)
+	a.ids["key"] = "A_ISOLATION_VAR"
+	a.markers["a-variable-value"] = "A's variable value"
+
+	var hook struct {
+		URL string `json:"url"`
+	}
+	c.must(200, "POST", "/api/v1/services/"+svc.ID+"/deploy-hook", nil, &hook)
+	if hook.URL == "" {
+		t.Fatal("deploy hook rotation returned no URL")
+	}
+	a.markers[hook.URL] = "A's deploy-hook URL"
+
+	var dep slipway.Deployment
+	c.must(202, "POST", "/api/v1/services/"+svc.ID+"/deploy", service.DeployInput{}, &dep)
+	a.ids["dep"] = dep.ID
+	a.markers[dep.ID] = "A's deployment id"
+
+	var role slipway.Role
+	c.must(201, "POST", "/api/v1/roles", service.RoleInput{Name: "isolation-a-role",
+		Permissions: slipway.Permissions{slipway.ResApplications: {slipway.ActRead}}}, &role)
+	a.ids["role"] = role.ID
+	a.markers[role.ID], a.markers[role.Name] = "A's role id", "A's role name"
+
+	var m slipway.Membership
+	c.must(201, "POST", "/api/v1/members", service.CreateUserInput{Email: "carol-a@example.com", Name: "Carol of A",
+		Password: "carol-a-password", Role: role.Name}, &m)
+	a.ids["user"] = m.UserID
+	a.markers[m.UserID], a.markers["carol-a@example.com"], a.markers["Carol of A"] = "A's member id", "A's member e-mail", "A's member name"
+
+	var tok service.CreateTokenResult
+	c.must(201, "POST", "/api/v1/tokens", map[string]any{"name": "isolation-a-token"}, &tok)
+	a.ids["token"] = tok.Token.ID
+	a.markers[tok.Token.ID], a.markers[tok.Token.Name], a.markers[tok.Secret] = "A's token id", "A's token name", "A's token secret"
+
+	var integ slipway.Integration
+	c.must(201, "POST", "/api/v1/integrations", service.ConnectInput{Provider: slipway.ProviderGit, Label: "isolation-a-git", URL: repoURL}, &integ)
+	a.ids["int"] = integ.ID
+	a.markers[integ.ID], a.markers[integ.Label] = "A's integration id", "A's integration label"
+	u, err := url.Parse(repoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.markers[u.Path] = "A's repository path"
+
+	var repos struct{ Items []struct{ ID, FullName string } }
+	c.must(200, "GET", "/api/v1/integrations/"+integ.ID+"/repos", nil, &repos)
+	if len(repos.Items) == 0 {
+		t.Fatal("A's generic Git integration lists no repository")
+	}
+	a.query["/api/v1/integrations/{int}/refs"] = "repo=" + url.QueryEscape(repos.Items[0].ID)
+	// Deliveries only arrive from a provider; a well-formed id that no
+	// organisation owns must still be a plain 404.
+	a.ids["delivery"] = slipway.NewID(slipway.PrefixDelivery)
+	return a
+}
+
+// setUpOrgB creates organisation B with A's administrator, gives B its own
+// administrator (who is not a member of A) and takes A's administrator out
+// of B again. It returns a token of B's administrator.
+func setUpOrgB(t *testing.T, srv *server.Server, adminA apiClient) string {
+	t.Helper()
+	var org slipway.Organisation
+	adminA.must(201, "POST", "/api/v1/orgs", map[string]string{"name": "org-b"}, &org)
+	var me struct {
+		UserID string `json:"user_id"`
+	}
+	adminA.must(200, "GET", "/api/v1/me", nil, &me)
+	founder := apiClient{t: t, base: srv.URL(), token: seedToken(t, srv, org.ID, me.UserID)}
+	var m slipway.Membership
+	founder.must(201, "POST", "/api/v1/members", service.CreateUserInput{Email: "bob-b@example.com", Password: "bob-b-password", Role: slipway.RoleAdmin}, &m)
+	tokenB := seedToken(t, srv, org.ID, m.UserID)
+	b := apiClient{t: t, base: srv.URL(), token: tokenB}
+	b.must(204, "DELETE", "/api/v1/members/"+me.UserID, nil, nil)
+	var who struct {
+		OrgID string `json:"org_id"`
+		Role  string `json:"role"`
+	}
+	b.must(200, "GET", "/api/v1/me", nil, &who)
+	if who.OrgID != org.ID || who.Role != slipway.RoleAdmin {
+		t.Fatalf("B's token acts as %+v, want Admin of %s", who, org.ID)
+	}
+	return tokenB
+}
+
+// substitute fills the path parameters with A's ids (or names). ok is
+// false when a parameter has no name form.
+func substitute(t *testing.T, a orgA, pattern string, params [][]string, byName bool) (string, bool) {
+	t.Helper()
+	path := pattern
+	usedName := false
+	for _, p := range params {
+		v, known := a.ids[p[1]]
+		if !known {
+			t.Errorf("%s: the isolation walk has no id of organisation A for path parameter {%s}: create one in seedOrgA", pattern, p[1])
+			return "", false
+		}
+		if n, ok := a.names[p[1]]; ok && byName {
+			v, usedName = n, true
+		}
+		path = strings.Replace(path, p[0], url.PathEscape(v), 1)
+	}
+	return path, !byName || usedName
+}
+
+// bodyFor is a request body that would be valid for B's own objects, so
+// a refusal is about the foreign id, not about the input.
+func bodyFor(method, pattern string) any {
+	switch method + " " + pattern {
+	case "PATCH /api/v1/members/{user}":
+		return map[string]string{"role": slipway.RoleDeveloper}
+	case "PATCH /api/v1/roles/{role}":
+		return service.RoleInput{Name: "renamed-by-b", Permissions: slipway.Permissions{}}
+	case "PATCH /api/v1/applications/{app}":
+		return service.ApplicationInput{Name: "renamed-by-b"}
+	case "POST /api/v1/applications/{app}/environments":
+		return service.EnvironmentInput{Name: "planted-by-b"}
+	case "POST /api/v1/environments/{env}/services":
+		image := "x"
+		return service.ServiceInput{Name: "planted-by-b", Type: slipway.ServiceDocker, Image: &image}
+	case "PATCH /api/v1/services/{svc}":
+		image := "y"
+		return service.ServiceInput{Image: &image}
+	case "PUT /api/v1/services/{svc}/variables/{key}":
+		return service.VariableInput{Value: "planted-by-b"}
+	}
+	if method == "GET" || method == "DELETE" {
+		return nil
+	}
+	return map[string]any{}
+}
+
+// checkList reads a route without path parameters as B: it must not show
+// any of A's data. Only reads are checked; creating routes act in B's own
+// organisation by construction.
+func checkList(t *testing.T, b apiClient, a orgA, method, pattern string) {
+	t.Helper()
+	if method != "GET" {
+		return
+	}
+	r := b.do(method, pattern, nil)
+	if r.status != 200 {
+		t.Errorf("GET %s as organisation B: status %d, want 200: %s", pattern, r.status, r.body)
+		return
+	}
+	assertNoLeak(t, a, "GET "+pattern, pattern, r.body)
+}
+
+// assertNoLeak fails when body carries any of A's markers other than those
+// the request itself named.
+func assertNoLeak(t *testing.T, a orgA, route, path string, body []byte) {
+	t.Helper()
+	requested, _ := url.PathUnescape(path)
+	for marker, what := range a.markers {
+		if marker == "" || strings.Contains(requested, marker) {
+			continue
+		}
+		if strings.Contains(string(body), marker) {
+			t.Errorf("%s as organisation B leaks %s (%q): %s", route, what, marker, body)
+		}
+	}
+}
+
+func containsMember(ms []slipway.Membership, userID, roleID string) bool {
+	for _, m := range ms {
+		if m.UserID == userID && (roleID == "" || m.RoleID == roleID) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

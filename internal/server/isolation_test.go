@@ -199,7 +199,9 @@ func seedOrgA(t *testing.T, c apiClient, repoURL string) orgA {
 	}
 	a.markers[u.Path] = "A's repository path"
 
-	var repos struct{ Items []struct{ ID, FullName string } }
+	var repos struct {
+		Items []struct{ ID, FullName string }
+	}
 	c.must(200, "GET", "/api/v1/integrations/"+integ.ID+"/repos", nil, &repos)
 	if len(repos.Items) == 0 {
 		t.Fatal("A's generic Git integration lists no repository")

@@ -28,6 +28,10 @@ type Event struct {
 	Push        *PushEvent        `json:"push,omitempty"`
 	Install     *InstallEvent     `json:"install,omitempty"`
 	PullRequest *PullRequestEvent `json:"pull_request,omitempty"`
+	// InstallationID names the app installation a delivery came through
+	// (GitHub Apps). An App has one webhook URL for all its installations,
+	// so this is what routes a delivery to the installation's integration.
+	InstallationID string `json:"installation_id,omitempty"`
 }
 
 // RepoRef identifies a repository in an event: the immutable provider id

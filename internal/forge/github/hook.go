@@ -49,7 +49,22 @@ func (p *Provider) ParseHook(header http.Header, body []byte, secret string) (sl
 		return slipway.Event{}, err
 	}
 	ev.DeliveryID = delivery
+	ev.InstallationID = installationOf(body)
 	return ev, nil
+}
+
+// installationOf reads installation.id, which GitHub puts in every App
+// delivery: an App has one webhook URL for all its installations.
+func installationOf(body []byte) string {
+	var pl struct {
+		Installation struct {
+			ID int64 `json:"id"`
+		} `json:"installation"`
+	}
+	if json.Unmarshal(body, &pl) != nil || pl.Installation.ID <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(pl.Installation.ID, 10)
 }
 
 // validSignature checks "sha256=<hex>" against the body's HMAC. An empty

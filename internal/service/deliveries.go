@@ -160,6 +160,9 @@ func (s *Service) ProcessDelivery(ctx context.Context, orgID, deliveryID string)
 	if err != nil {
 		return err
 	}
+	if integ, err = s.routeToInstallation(ctx, integ, ev); err != nil {
+		return err
+	}
 	verdict, detail, caused, err := s.applyEvent(ctx, integ, d, ev)
 	if err != nil {
 		return fmt.Errorf("process delivery %s: %w", d.ID, err)

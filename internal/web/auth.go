@@ -1,0 +1,97 @@
+package web
+
+import (
+	"net/http"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/service"
+)
+
+// home sends a signed-in user to their current organisation and everyone
+// else to the sign-in page.
+func (w *Web) home(rw http.ResponseWriter, r *http.Request) error {
+	s, err := w.loadSession(r)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return redirect(rw, r, "/login")
+	}
+	if s.OrgID == "" {
+		orgs, err := w.svc.ListOrganisations(r.Context(), service.Actor{UserID: s.UserID})
+		if err != nil {
+			return err
+		}
+		if len(orgs) == 0 {
+			return slipway.Errorf(slipway.ECodeNotFound, "you are not a member of any organisation").WithFix("ask an administrator to add you to one")
+		}
+		s.OrgID = orgs[0].ID
+	}
+	return redirect(rw, r, orgURL(s.OrgID, "apps"))
+}
+
+type loginData struct {
+	Email string
+	Next  string
+}
+
+func (w *Web) loginPage(rw http.ResponseWriter, r *http.Request) error {
+	return w.render(rw, http.StatusOK, "login", pageData{Title: "Sign in", Data: loginData{Next: localPath(r.URL.Query().Get("next"))}})
+}
+
+func (w *Web) login(rw http.ResponseWriter, r *http.Request) error {
+	email, password := r.PostFormValue("email"), r.PostFormValue("password")
+	next := localPath(r.PostFormValue("next"))
+	u, err := w.svc.Login(r.Context(), email, password)
+	if err != nil {
+		e, ok := slipway.AsError(err)
+		if !ok {
+			return err
+		}
+		e = &slipway.Error{Code: e.Code, Message: e.Message, Fix: "check the address and password; the first administrator's password is in the data directory's admin-password file"}
+		return w.render(rw, http.StatusUnauthorized, "login", pageData{Title: "Sign in", Error: e, Data: loginData{Email: email, Next: next}})
+	}
+	orgs, err := w.svc.ListOrganisations(r.Context(), service.Actor{UserID: u.ID})
+	if err != nil {
+		return err
+	}
+	orgID := ""
+	if len(orgs) > 0 {
+		orgID = orgs[0].ID
+	}
+	if err := w.startSession(r, rw, u.ID, orgID); err != nil {
+		return err
+	}
+	if next != "" {
+		return redirect(rw, r, next)
+	}
+	if orgID == "" {
+		return redirect(rw, r, "/")
+	}
+	return redirect(rw, r, orgURL(orgID, "apps"))
+}
+
+func (w *Web) logout(rw http.ResponseWriter, r *http.Request, q *req) error {
+	if err := w.svc.Store().DeleteSession(r.Context(), q.s.IDHash); err != nil {
+		return err
+	}
+	w.setCookie(rw, "", -1)
+	return redirect(rw, r, "/login")
+}
+
+// switchOrg makes another organisation of the user's the current one.
+func (w *Web) switchOrg(rw http.ResponseWriter, r *http.Request, q *req) error {
+	orgID := r.PostFormValue("org")
+	if _, err := w.svc.ActorFor(r.Context(), orgID, q.s.UserID); err != nil {
+		return slipway.NotFound("organisation", orgID)
+	}
+	q.s.OrgID = orgID
+	if err := w.saveSession(r, rw, q.s); err != nil {
+		return err
+	}
+	return redirect(rw, r, orgURL(orgID, "apps"))
+}
+
+func (w *Web) orgHome(rw http.ResponseWriter, r *http.Request, q *req) error {
+	return redirect(rw, r, orgURL(q.org.ID, "apps"))
+}

@@ -170,6 +170,8 @@ func decode(r *http.Request, v any) error {
 		switch {
 		case errors.As(err, &se):
 			return slipway.Errorf(slipway.ECodeInvalid, "request body is not valid JSON (at byte %d)", se.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return slipway.Errorf(slipway.ECodeInvalid, "request body is not valid JSON (it ends before the value is complete)")
 		case errors.As(err, &te):
 			return slipway.Errorf(slipway.ECodeInvalid, "field %q must be %s", te.Field, te.Type)
 		default:

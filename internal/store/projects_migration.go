@@ -43,3 +43,13 @@ func (q *queries) SetApplicationMigratedFrom(ctx context.Context, orgID, appID, 
 		`UPDATE applications SET migrated_from_project = CASE WHEN migrated_from_project = '' THEN ? ELSE migrated_from_project END,
 updated_at = ? WHERE org_id = ? AND id = ?`, projectID, q.tv(now()), orgID, appID))
 }
+
+// ClaimProjectForMigration locks a not-yet-migrated project's row for the
+// rest of the transaction, so two migrations of the same project started
+// together run one after the other and the second sees the first's result.
+// It reports NotFound when the project is missing or already migrated.
+func (q *queries) ClaimProjectForMigration(ctx context.Context, orgID, projectID string) error {
+	return wrapErr("claim project", q.execOne(ctx, "project", projectID,
+		`UPDATE projects SET migrated_to_application = migrated_to_application WHERE org_id = ? AND id = ? AND deleted_at IS NULL`,
+		orgID, projectID))
+}

@@ -8,6 +8,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +42,12 @@ import (
 // Config is everything `slipway serve` is told.
 type Config struct {
 	DataDir           string        // default ./slipway-data
+	// WorkspaceDir holds per-Service build workspaces, owned by each
+	// Service's own user. Every directory above it must be traversable by
+	// those users, so it cannot live inside the 0700 data directory.
+	// Default: /var/lib/slipway/workspaces/<hash of DataDir> as root,
+	// DataDir + "-workspaces" otherwise.
+	WorkspaceDir string
 	Addr              string        // listen address, default 127.0.0.1:8080 (":0" in tests)
 	PublicURL         string        // how users and providers reach this server; default http://<addr>
 	DatabaseURL       string        // empty: SQLite in DataDir
@@ -162,7 +170,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain}, log)
 	s.Service = svc
 
-	sb, err := sandbox.New(log, sandbox.Options{Root: filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+"-workspaces"), ExtraPath: []string{"/usr/local/go/bin"}})
+	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})
 	if err != nil {
 		return err
 	}
@@ -217,6 +225,17 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	}
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	return nil
+}
+
+func workspaceDir(configured, dataDir string) string {
+	if configured != "" {
+		return configured
+	}
+	if os.Geteuid() == 0 {
+		sum := sha256.Sum256([]byte(dataDir))
+		return filepath.Join("/var/lib/slipway/workspaces", hex.EncodeToString(sum[:6]))
+	}
+	return dataDir + "-workspaces"
 }
 
 func writeSecretFile(path, content string) error {

@@ -586,7 +586,9 @@ func (s *Service) installRepoHook(ctx context.Context, integ slipway.Integration
 	l := s.forges[integ.Provider].(forge.RepoLister)
 	repo, err := l.GetRepo(ctx, c, repoID)
 	if err == nil {
-		h.ProviderHookID, err = installer.InstallHook(ctx, c, repo, forge.HookConfig{URL: s.hookURL(integ), Secret: secret})
+		// The hook id in the URL tells the receiver which secret signs
+		// the delivery, before anything in the body is trusted.
+		h.ProviderHookID, err = installer.InstallHook(ctx, c, repo, forge.HookConfig{URL: s.hookURL(integ) + "?hook=" + h.ID, Secret: secret})
 	}
 	if err != nil {
 		h.Status, h.LastError = "failing", slipway.ErrorMessageOf(err)

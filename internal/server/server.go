@@ -41,13 +41,13 @@ import (
 
 // Config is everything `slipway serve` is told.
 type Config struct {
-	DataDir           string        // default ./slipway-data
+	DataDir string // default ./slipway-data
 	// WorkspaceDir holds per-Service build workspaces, owned by each
 	// Service's own user. Every directory above it must be traversable by
 	// those users, so it cannot live inside the 0700 data directory.
 	// Default: /var/lib/slipway/workspaces/<hash of DataDir> as root,
 	// DataDir + "-workspaces" otherwise.
-	WorkspaceDir string
+	WorkspaceDir      string
 	Addr              string        // listen address, default 127.0.0.1:8080 (":0" in tests)
 	PublicURL         string        // how users and providers reach this server; default http://<addr>
 	DatabaseURL       string        // empty: SQLite in DataDir

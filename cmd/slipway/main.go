@@ -1,0 +1,139 @@
+// Command slipway is Slipway's single binary: the server (`slipway serve`)
+// and the command-line client. This is the only place that names concrete
+// Git providers and runtimes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/spf13/cobra"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/build"
+	"slipway.dev/slipway/internal/cli"
+	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/azuredevops"
+	"slipway.dev/slipway/internal/forge/bitbucket"
+	"slipway.dev/slipway/internal/forge/gitea"
+	"slipway.dev/slipway/internal/forge/gitgeneric"
+	"slipway.dev/slipway/internal/forge/github"
+	"slipway.dev/slipway/internal/forge/gitlab"
+	"slipway.dev/slipway/internal/runtime"
+	"slipway.dev/slipway/internal/runtime/docker"
+	"slipway.dev/slipway/internal/runtime/process"
+	"slipway.dev/slipway/internal/sandbox"
+	"slipway.dev/slipway/internal/server"
+	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process exit, so end-to-end tests can call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return cli.Main(ctx, args, cli.Env{
+		Stdout: stdout, Stderr: stderr,
+		Serve: func(ctx context.Context, f cli.ServeFlags) error { return serve(ctx, f, stdout, stderr) },
+		Extra: []*cobra.Command{staticServeCmd()},
+	})
+}
+
+// forges lists every Git provider this build supports.
+func forges(logger *slog.Logger) map[slipway.Provider]forge.Provider {
+	return map[slipway.Provider]forge.Provider{
+		slipway.ProviderGitHub:      github.New(github.Options{Logger: logger}),
+		slipway.ProviderGitLab:      gitlab.New(logger),
+		slipway.ProviderBitbucket:   bitbucket.New(logger),
+		slipway.ProviderAzureDevOps: azuredevops.New(logger),
+		slipway.ProviderGitea:       gitea.New(),
+		slipway.ProviderGit:         gitgeneric.New(),
+	}
+}
+
+// dockerRuntime adds image building to the docker runtime so the deploy
+// pipeline builds a Dockerfile for it.
+type dockerRuntime struct {
+	*docker.Runtime
+	cli *client.Client
+}
+
+func (d dockerRuntime) BuildImage(ctx context.Context, dir, dockerfile, tag string, noCache bool, logs io.Writer) (string, error) {
+	return docker.BuildImage(ctx, d.cli, dir, dockerfile, tag, noCache, logs)
+}
+
+func newRuntime(name string, logger *slog.Logger) func(sb *sandbox.Manager) (runtime.Runtime, error) {
+	return func(sb *sandbox.Manager) (runtime.Runtime, error) {
+		switch name {
+		case "", "process":
+			return process.New(logger, sb, process.Options{}), nil
+		case "docker":
+			cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+			if err != nil {
+				return nil, fmt.Errorf("docker client: %w", err)
+			}
+			return dockerRuntime{Runtime: docker.New(cli, docker.Options{Logger: logger}), cli: cli}, nil
+		}
+		return nil, fmt.Errorf("unknown runtime %q (process, docker or swarm)", name)
+	}
+}
+
+func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := server.Start(ctx, server.Config{
+		DataDir: f.DataDir, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
+		MasterKey:  os.Getenv("SLIPWAY_MASTER_KEY"),
+		Forges:     forges(logger),
+		NewRuntime: newRuntime(f.Runtime, logger),
+		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
+			web.New(svc, logger, web.Options{}).Register(mux)
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Slipway is serving on %s\n", srv.URL())
+	if b := srv.Bootstrap; b.Created {
+		fmt.Fprintf(stdout, "First start: created organisation \"default\" and administrator %s.\n", b.Email)
+		fmt.Fprintf(stdout, "Dashboard password and API token are in %s/admin-password and %s/admin-token (mode 0600).\n", f.DataDir, f.DataDir)
+		fmt.Fprintf(stdout, "Log in with:\n  slipway login --server %s --token $(cat %s/admin-token)\n", srv.URL(), f.DataDir)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "Shutting down…")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func staticServeCmd() *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:    "static-serve",
+		Short:  "Serve a static site on $PORT (the start command of static-site builds)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			port := os.Getenv("PORT")
+			if port == "" {
+				return fmt.Errorf("PORT is not set")
+			}
+			return build.ServeStatic(cmd.Context(), slog.New(slog.NewTextHandler(os.Stderr, nil)), dir, "127.0.0.1:"+port)
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", ".", "directory to serve")
+	return c
+}

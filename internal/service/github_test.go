@@ -320,8 +320,8 @@ func TestGitHubManifestStart(t *testing.T) {
 	}
 	var m struct {
 		HookAttributes struct{ URL string } `json:"hook_attributes"`
-		RedirectURL    string              `json:"redirect_url"`
-		SetupURL       string              `json:"setup_url"`
+		RedirectURL    string               `json:"redirect_url"`
+		SetupURL       string               `json:"setup_url"`
 	}
 	if err := json.Unmarshal([]byte(res.Manifest), &m); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ package httpapi
 // (legacy projects, GitHub App flows), appended to the main table.
 func (api *API) extraRoutes() []route {
 	var out []route
-	for _, group := range []func() []route{api.projectRoutes} {
+	for _, group := range []func() []route{api.projectRoutes, api.githubRoutes} {
 		out = append(out, group()...)
 	}
 	return out

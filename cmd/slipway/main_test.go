@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"slipway.dev/slipway/internal/server"
+	"slipway.dev/slipway/internal/testenv/pgtest"
 )
 
 // TestMain lets the scripts run this test binary as `slipway`: the real
@@ -24,10 +25,30 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){"slipway": main})
 }
 
-// TestScripts runs the end-to-end CLI scripts in testdata/script. Each
-// script gets its own work directory, HOME and server.
+// TestScripts runs the end-to-end CLI scripts in testdata/script on
+// SQLite. Each script gets its own work directory, HOME and server.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{
+	testscript.Run(t, scriptParams(nil))
+}
+
+// TestScriptsPostgres runs the same scripts with PostgreSQL as the
+// database, each script on a fresh database of its own.
+func TestScriptsPostgres(t *testing.T) {
+	scripts, err := filepath.Glob(filepath.Join("testdata", "script", "*.txtar"))
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts found: %v", err)
+	}
+	urls := map[string]string{}
+	for _, s := range scripts {
+		urls[strings.TrimSuffix(filepath.Base(s), ".txtar")] = pgtest.URL(t)
+	}
+	testscript.Run(t, scriptParams(urls))
+}
+
+// scriptParams configures the scripts. databaseURLs maps a script name to
+// its PostgreSQL database; nil means SQLite.
+func scriptParams(databaseURLs map[string]string) testscript.Params {
+	return testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
@@ -37,6 +58,16 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("HOME", home)
 			env.Setenv("XDG_CONFIG_HOME", "")
+			if databaseURLs != nil {
+				// testscript names work directories "script-NAME".
+				name := strings.TrimPrefix(filepath.Base(env.WorkDir), "script-")
+				u, ok := databaseURLs[name]
+				if !ok {
+					return fmt.Errorf("no database prepared for script %s", name)
+				}
+				// `slipway serve` and startserver both read it.
+				env.Setenv("SLIPWAY_DATABASE_URL", u)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -45,13 +76,14 @@ func TestScripts(t *testing.T) {
 			"waithttp":    cmdWaitHTTP,
 			"envfile":     cmdEnvFile,
 		},
-	})
+	}
 }
 
 // cmdStartServer starts a control plane in the test process on
 // 127.0.0.1:0 with a data directory in the script's work directory, the
 // real Git providers and the process runtime, then sets $SERVER and $TOKEN
-// (the first-start administrator token). The server stops when the script
+// (the first-start administrator token). $SLIPWAY_DATABASE_URL, when set,
+// selects PostgreSQL. The server stops when the script
 // ends. Usage: startserver [datadir]
 func cmdStartServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
@@ -69,6 +101,7 @@ func cmdStartServer(ts *testscript.TestScript, neg bool, args []string) {
 	srv, err := server.Start(ctx, server.Config{
 		DataDir:           dataDir,
 		Addr:              "127.0.0.1:0",
+		DatabaseURL:       ts.Getenv("SLIPWAY_DATABASE_URL"),
 		ReconcileInterval: -1,
 		Forges:            forges(logger),
 		NewRuntime:        newRuntime("process", logger),

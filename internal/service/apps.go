@@ -501,6 +501,15 @@ func (s *Service) DeleteService(ctx context.Context, a Actor, ref string) error 
 
 // ServiceHost is the router host name of a Service.
 func (s *Service) ServiceHost(ctx context.Context, svc slipway.Service) (string, error) {
+	if svc.EnvironmentID == "" && svc.ProjectID != "" {
+		// A legacy Service still in its Project answers at
+		// <service>.<project>.<base-domain> until it is migrated.
+		p, err := s.store.GetProject(ctx, svc.OrgID, svc.ProjectID)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s.%s.%s", svc.Name, hostLabel(p.Name), s.cfg.BaseDomain), nil
+	}
 	env, err := s.store.GetEnvironment(ctx, svc.OrgID, svc.EnvironmentID)
 	if err != nil {
 		return "", err
@@ -510,4 +519,18 @@ func (s *Service) ServiceHost(ctx context.Context, svc slipway.Service) (string,
 		return "", err
 	}
 	return fmt.Sprintf("%s.%s.%s.%s", svc.Name, env.Name, app.Name, s.cfg.BaseDomain), nil
+}
+
+// hostLabel turns a free-form legacy name into a DNS label.
+func hostLabel(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-")
 }

@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/server"
@@ -32,6 +34,7 @@ func TestTenantIsolation(t *testing.T) {
 		srv := startServer(t, databaseURL)
 		adminA := apiClient{t: t, base: srv.URL(), token: srv.Bootstrap.Token}
 		a := seedOrgA(t, adminA, bareRepo(t))
+		seedLegacyProject(t, srv, a)
 		tokenB := setUpOrgB(t, srv, adminA)
 		b := apiClient{t: t, base: srv.URL(), token: tokenB}
 
@@ -83,6 +86,39 @@ func TestTenantIsolation(t *testing.T) {
 		t.Logf("walked %d foreign-id requests over %d paths", walked, len(doc.Paths))
 		if walked < 30 {
 			t.Errorf("walked only %d requests with path parameters; the document seems incomplete", walked)
+		}
+
+		// Routes that take A's ids in the body instead of the path.
+		for _, rq := range []struct {
+			method, path string
+			body         any
+		}{
+			{"POST", "/api/v1/projects/migrate/plan", map[string]any{"project": a.ids["project"]}},
+			{"POST", "/api/v1/projects/migrate", map[string]any{"project": a.ids["project"]}},
+			{"POST", "/api/v1/projects/migrate", map[string]any{"project": a.ids["project"], "target_application": a.ids["app"]}},
+			{"POST", "/api/v1/members", service.CreateUserInput{Email: "bob-b2@example.com", Password: "bob-b2-password", Role: a.ids["role"]}},
+			{"PATCH", "/api/v1/members/" + a.ids["user"], map[string]string{"role": a.ids["role"]}},
+		} {
+			r := b.do(rq.method, rq.path, rq.body)
+			route := rq.method + " " + rq.path + " with A's ids in the body"
+			// A foreign role named in the body is an invalid reference in
+			// B (400), a foreign project or application is not found (404);
+			// neither may succeed or fail in any other way.
+			if r.status != 404 && r.status != 400 {
+				t.Errorf("%s as organisation B: status %d, want 404 (or 400 for an unknown reference): %s", route, r.status, r.body)
+			}
+			sent, _ := json.Marshal(rq.body)
+			assertNoLeak(t, a, route, rq.path+" "+string(sent), r.body)
+		}
+		// Migrating "everything" in B leaves A's project alone.
+		b.must(200, "POST", "/api/v1/projects/migrate", map[string]any{}, nil)
+		adminA.must(200, "GET", "/api/v1/projects/"+a.ids["project"], nil, nil)
+
+		// B's lists are scoped, not empty: B sees its own application.
+		var appsB struct{ Items []slipway.Application }
+		b.must(200, "GET", "/api/v1/applications", nil, &appsB)
+		if len(appsB.Items) != 1 || appsB.Items[0].Name != "b-app" {
+			t.Errorf("B's applications: %+v, want only b-app", appsB.Items)
 		}
 
 		// Nothing B did touched A's objects.
@@ -213,6 +249,19 @@ func seedOrgA(t *testing.T, c apiClient, repoURL string) orgA {
 	return a
 }
 
+// seedLegacyProject gives A a legacy project. The API refuses new ones
+// (projects are read-only), so the test writes it to the store, as an
+// installation upgraded from the project era would have it.
+func seedLegacyProject(t *testing.T, srv *server.Server, a orgA) {
+	t.Helper()
+	p := &slipway.Project{ID: slipway.NewID(slipway.PrefixProject), OrgID: a.ids["org"], Name: "isolation-a-project", CreatedAt: time.Now().UTC()}
+	if err := srv.Store.CreateProject(context.Background(), p); err != nil {
+		t.Fatalf("seed legacy project: %v", err)
+	}
+	a.ids["project"], a.names["project"] = p.ID, p.Name
+	a.markers[p.ID], a.markers[p.Name] = "A's legacy project id", "A's legacy project name"
+}
+
 // setUpOrgB creates organisation B with A's administrator, gives B its own
 // administrator (who is not a member of A) and takes A's administrator out
 // of B again. It returns a token of B's administrator.
@@ -305,10 +354,10 @@ func checkList(t *testing.T, b apiClient, a orgA, method, pattern string) {
 }
 
 // assertNoLeak fails when body carries any of A's markers other than those
-// the request itself named.
-func assertNoLeak(t *testing.T, a orgA, route, path string, body []byte) {
+// the request itself named (in its path, or in sent).
+func assertNoLeak(t *testing.T, a orgA, route, sent string, body []byte) {
 	t.Helper()
-	requested, _ := url.PathUnescape(path)
+	requested, _ := url.PathUnescape(sent)
 	for marker, what := range a.markers {
 		if marker == "" || strings.Contains(requested, marker) {
 			continue

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
@@ -100,7 +101,9 @@ func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider
 	if err != nil {
 		return ReceiveResult{}, fmt.Errorf("persist delivery: %w", err)
 	}
-	if hook != nil {
+	// Hook health needs minute precision, not a second durable write on
+	// every delivery.
+	if hook != nil && (hook.Status != "active" || hook.LastDeliveryAt == nil || d.ReceivedAt.Sub(*hook.LastDeliveryAt) > time.Minute) {
 		hook.LastDeliveryAt = &d.ReceivedAt
 		hook.Status, hook.LastError = "active", ""
 		if err := s.store.UpdateRepoHook(ctx, hook); err != nil {

@@ -597,8 +597,9 @@ func (a *app) varCmd() *cobra.Command {
 				return errors.New("give the variable as KEY=VALUE")
 			}
 			var out struct {
-				Key, Value string
-				Secret     bool
+				Key    string `json:"key"`
+				Value  string `json:"value"`
+				Secret bool   `json:"secret"`
 			}
 			return a.call(cmd, "PUT", "/api/v1/services/"+esc(args[0])+"/variables/"+esc(k), map[string]any{"key": k, "value": v, "secret": secret}, &out, func(w io.Writer) {
 				fmt.Fprintf(w, "%s=%s\n", out.Key, out.Value)

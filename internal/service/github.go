@@ -24,7 +24,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -32,7 +31,6 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
-	"slipway.dev/slipway/internal/forge/github"
 	"slipway.dev/slipway/internal/store"
 )
 
@@ -79,9 +77,23 @@ type GitHubManifestResult struct {
 	State       string              `json:"state"`
 }
 
-// gitHubHTTPTimeout bounds calls made outside a provider connection (the
-// manifest conversion).
-const gitHubHTTPTimeout = 30 * time.Second
+// gitHubAppFlow is what the GitHub provider offers for the App flows.
+// The use cases see it through this interface only.
+type gitHubAppFlow interface {
+	AppManifest(publicURL, baseURL, org, name, hookURL, state string) (manifestJSON []byte, postURL string, err error)
+	ConvertAppManifest(ctx context.Context, baseURL, code string) (forge.Secret, map[string]string, error)
+	AppInstallURL(baseURL, slug, state string) string
+	VerifyAppInstallation(ctx context.Context, c *forge.Conn) (id, account, repoSelection string, err error)
+}
+
+// gitHubFlow returns the GitHub provider's App flows.
+func (s *Service) gitHubFlow() (gitHubAppFlow, error) {
+	f, ok := s.forges[slipway.ProviderGitHub].(gitHubAppFlow)
+	if !ok {
+		return nil, slipway.Errorf(slipway.ECodeInvalid, "GitHub Apps are not available in this build")
+	}
+	return f, nil
+}
 
 // GitHubManifestStart creates a pending GitHub integration and the App
 // manifest whose webhook points at it, with a one-time state (one hour)
@@ -90,8 +102,9 @@ func (s *Service) GitHubManifestStart(ctx context.Context, a Actor, in GitHubMan
 	if err := a.can(slipway.ResIntegrations, slipway.ActCreate); err != nil {
 		return GitHubManifestResult{}, err
 	}
-	if _, ok := s.forges[slipway.ProviderGitHub]; !ok {
-		return GitHubManifestResult{}, slipway.Errorf(slipway.ECodeInvalid, "provider github is not available in this build")
+	flow, err := s.gitHubFlow()
+	if err != nil {
+		return GitHubManifestResult{}, err
 	}
 	public := strings.TrimRight(s.cfg.PublicURL, "/")
 	if pu, err := url.Parse(public); err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http") {
@@ -102,9 +115,6 @@ func (s *Service) GitHubManifestStart(ctx context.Context, a Actor, in GitHubMan
 	if err != nil {
 		return GitHubManifestResult{}, err
 	}
-	if _, err := github.APIBase(base); err != nil {
-		return GitHubManifestResult{}, err
-	}
 	now := s.now().UTC()
 	integ := slipway.Integration{ID: slipway.NewID(slipway.PrefixIntegration), OrgID: a.OrgID, Provider: slipway.ProviderGitHub,
 		Label: firstNonEmpty(in.Label, "GitHub"), AuthMethod: slipway.AuthGitHubApp, BaseURL: base, Status: slipway.IntegrationPending,
@@ -112,9 +122,10 @@ func (s *Service) GitHubManifestStart(ctx context.Context, a Actor, in GitHubMan
 		StatusFix:    "finish creating the App on GitHub; if the page was closed, start again from Integrations",
 		Settings:     map[string]string{}, CreatedAt: now, UpdatedAt: now}
 	state, _ := newSecretToken("")
-	manifest, postURL := github.Manifest(github.ManifestParams{
-		PublicURL: public, Name: gitHubAppName(public), Org: in.Org, HookURL: s.hookURL(integ), State: state, APIBase: base,
-	})
+	manifest, postURL, err := flow.AppManifest(public, base, in.Org, gitHubAppName(public), s.hookURL(integ), state)
+	if err != nil {
+		return GitHubManifestResult{}, err
+	}
 	sealed, err := s.sealSecret(integ.ID, forge.Secret{})
 	if err != nil {
 		return GitHubManifestResult{}, err
@@ -191,16 +202,19 @@ func (s *Service) GitHubManifestCallback(ctx context.Context, userID, state, cod
 	if integ.Provider != slipway.ProviderGitHub || integ.AuthMethod != slipway.AuthGitHubApp {
 		return slipway.Integration{}, "", slipway.Errorf(slipway.ECodeConflict, "integration %s is not a GitHub App integration", integ.ID)
 	}
-	cfg, err := github.ConvertManifest(ctx, &http.Client{Timeout: gitHubHTTPTimeout}, gitHubAPIAddress(integ), code)
+	flow, err := s.gitHubFlow()
+	if err != nil {
+		return slipway.Integration{}, "", err
+	}
+	sec, settings, err := flow.ConvertAppManifest(ctx, gitHubAPIAddress(integ), code)
 	if err != nil {
 		return slipway.Integration{}, "", fmt.Errorf("create the GitHub App: %w", err)
 	}
-	if cfg.ID <= 0 || cfg.Slug == "" || cfg.PEM == "" || cfg.WebhookSecret == "" {
+	slug := settings[settingAppSlug]
+	if sec.AppID == "" || slug == "" || sec.PrivateKey == "" || sec.WebhookSecret == "" {
 		return slipway.Integration{}, "", slipway.Errorf(slipway.ECodeProviderError, "GitHub's answer for the new App lacks its id, slug, private key or webhook secret").
 			WithFix("start the GitHub App creation again; delete the half-created App in GitHub's settings")
 	}
-	sec := forge.Secret{AppID: strconv.FormatInt(cfg.ID, 10), PrivateKey: cfg.PEM, WebhookSecret: cfg.WebhookSecret,
-		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}
 	sealed, err := s.sealSecret(integ.ID, sec)
 	if err != nil {
 		return slipway.Integration{}, "", err
@@ -209,10 +223,10 @@ func (s *Service) GitHubManifestCallback(ctx context.Context, userID, state, cod
 		integ.Settings = map[string]string{}
 	}
 	integ.Settings[settingAppID] = sec.AppID
-	integ.Settings[settingAppSlug] = cfg.Slug
-	integ.Settings[settingAppURL] = cfg.HTMLURL
+	integ.Settings[settingAppSlug] = slug
+	integ.Settings[settingAppURL] = settings[settingAppURL]
 	integ.Status = slipway.IntegrationPending
-	integ.StatusReason = fmt.Sprintf("the GitHub App %s was created but is not installed yet", cfg.Slug)
+	integ.StatusReason = fmt.Sprintf("the GitHub App %s was created but is not installed yet", slug)
 	integ.StatusFix = "install the App on a user or organisation and choose the repositories to grant"
 	integ.UpdatedAt = s.now().UTC()
 	installState, _ := newSecretToken("")
@@ -224,14 +238,14 @@ func (s *Service) GitHubManifestCallback(ctx context.Context, userID, state, cod
 		if err := tx.UpdateIntegration(ctx, &integ); err != nil {
 			return err
 		}
-		s.audit(ctx, tx, a, "integration.github_app_created", "integration", integ.ID, map[string]string{"app_id": sec.AppID, "app_slug": cfg.Slug})
+		s.audit(ctx, tx, a, "integration.github_app_created", "integration", integ.ID, map[string]string{"app_id": sec.AppID, "app_slug": slug})
 		return tx.CreateOAuthState(ctx, store.OAuthState{State: installState, OrgID: st.OrgID, UserID: st.UserID, IntegrationID: integ.ID,
 			Purpose: statePurposeGitHubInstall, ExpiresAt: s.now().UTC().Add(gitHubStateTTL)})
 	})
 	if err != nil {
 		return slipway.Integration{}, "", fmt.Errorf("save the GitHub App: %w", err)
 	}
-	return integ, gitHubInstallURL(integ, installState), nil
+	return integ, flow.AppInstallURL(integ.BaseURL, slug, installState), nil
 }
 
 // GitHubInstallLink returns a fresh install URL for an integration's App,
@@ -253,33 +267,22 @@ func (s *Service) GitHubInstallLink(ctx context.Context, a Actor, integrationID 
 		return "", slipway.Errorf(slipway.ECodeIntegrationNeedsAttention, "integration %s is disconnected and holds no App credentials", integ.Label).
 			WithFix("create the GitHub App again from Integrations → GitHub")
 	}
+	flow, err := s.gitHubFlow()
+	if err != nil {
+		return "", err
+	}
 	state, _ := newSecretToken("")
 	if err := s.store.CreateOAuthState(ctx, store.OAuthState{State: state, OrgID: a.OrgID, UserID: a.UserID, IntegrationID: integ.ID,
 		Purpose: statePurposeGitHubInstall, ExpiresAt: s.now().UTC().Add(gitHubStateTTL)}); err != nil {
 		return "", fmt.Errorf("create GitHub install link: %w", err)
 	}
-	return gitHubInstallURL(integ, state), nil
-}
-
-// gitHubInstallURL is {web}/apps/{slug}/installations/new?state=….
-func gitHubInstallURL(integ slipway.Integration, state string) string {
-	web := "https://github.com"
-	if base, err := github.APIBase(integ.BaseURL); err == nil {
-		web = github.WebBase(base)
-	}
-	return web + "/apps/" + url.PathEscape(integ.Settings[settingAppSlug]) + "/installations/new?state=" + url.QueryEscape(state)
+	return flow.AppInstallURL(integ.BaseURL, integ.Settings[settingAppSlug], state), nil
 }
 
 // gitHubAPIAddress is where server-to-server calls for integ go: the
 // internal URL when one is set.
 func gitHubAPIAddress(integ slipway.Integration) string {
 	return firstNonEmpty(integ.InternalURL, integ.BaseURL)
-}
-
-// installationVerifier is the GitHub provider's installation lookup with
-// the App JWT.
-type installationVerifier interface {
-	VerifyInstallation(ctx context.Context, app *github.App, installationID int64) (github.Installation, error)
 }
 
 // GitHubSetup handles GitHub's redirect after the App was installed. The
@@ -308,20 +311,17 @@ func (s *Service) GitHubSetup(ctx context.Context, userID, state, installationID
 	if err != nil {
 		return slipway.Integration{}, err
 	}
-	appID, err := strconv.ParseInt(sec.AppID, 10, 64)
-	if err != nil || sec.PrivateKey == "" {
+	if sec.AppID == "" || sec.PrivateKey == "" {
 		return slipway.Integration{}, slipway.Errorf(slipway.ECodeIntegrationNeedsAttention, "integration %s holds no GitHub App credentials", owner.Label).
 			WithFix("create the GitHub App again from Integrations → GitHub")
 	}
-	verifier, ok := s.forges[slipway.ProviderGitHub].(installationVerifier)
-	if !ok {
-		return slipway.Integration{}, slipway.Errorf(slipway.ECodeInvalid, "GitHub App installations cannot be verified in this build")
-	}
-	app, err := github.NewApp(appID, []byte(sec.PrivateKey), sec.WebhookSecret, gitHubAPIAddress(owner))
+	flow, err := s.gitHubFlow()
 	if err != nil {
 		return slipway.Integration{}, err
 	}
-	inst, err := verifier.VerifyInstallation(ctx, app, instID)
+	probe := owner
+	probe.ExternalID = strconv.FormatInt(instID, 10)
+	verifiedID, account, selection, err := flow.VerifyAppInstallation(ctx, &forge.Conn{Integration: probe, Secret: sec})
 	if err != nil {
 		if e, ok := slipway.AsError(err); ok && e.Details["reason"] == "installation_not_found" {
 			return slipway.Integration{}, slipway.Errorf(slipway.ECodeForbidden,
@@ -335,12 +335,12 @@ func (s *Service) GitHubSetup(ctx context.Context, userID, state, installationID
 	if err != nil {
 		return slipway.Integration{}, err
 	}
-	integ.ExternalID = strconv.FormatInt(inst.ID, 10)
-	if isNew && inst.Account != "" {
-		integ.Label = owner.Label + " (" + inst.Account + ")"
+	integ.ExternalID = verifiedID
+	if isNew && account != "" {
+		integ.Label = owner.Label + " (" + account + ")"
 	}
-	integ.AccountName = inst.Account
-	integ.RepoSelection = inst.RepositorySelection
+	integ.AccountName = account
+	integ.RepoSelection = selection
 	integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationConnected, "", ""
 	if cerr := s.checkNew(ctx, s.forges[slipway.ProviderGitHub], &forge.Conn{Integration: integ, Secret: sec}, &integ); cerr != nil {
 		p := problemFor(integ, cerr)

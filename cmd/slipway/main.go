@@ -94,7 +94,7 @@ func newRuntime(name string, logger *slog.Logger) func(sb *sandbox.Manager) (run
 func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := server.Start(ctx, server.Config{
-		DataDir: f.DataDir, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
+		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
 		MasterKey:  os.Getenv("SLIPWAY_MASTER_KEY"),
 		Forges:     forges(logger),
 		NewRuntime: newRuntime(f.Runtime, logger),

@@ -35,7 +35,7 @@ type Env struct {
 
 // ServeFlags are the flags of `slipway serve`.
 type ServeFlags struct {
-	DataDir, Addr, PublicURL, DatabaseURL, Runtime, BaseDomain string
+	DataDir, Addr, PublicURL, DatabaseURL, Runtime, BaseDomain, Workspaces string
 }
 
 // Main runs the CLI and returns the exit status.
@@ -112,6 +112,7 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.PublicURL, "public-url", def("SLIPWAY_PUBLIC_URL", ""), "URL users and providers reach this server at ($SLIPWAY_PUBLIC_URL; default http://ADDR)")
 	c.Flags().StringVar(&f.DatabaseURL, "database-url", def("SLIPWAY_DATABASE_URL", ""), "postgres://… to use PostgreSQL ($SLIPWAY_DATABASE_URL; default embedded SQLite)")
 	c.Flags().StringVar(&f.Runtime, "runtime", def("SLIPWAY_RUNTIME", "process"), "where services run: process, docker or swarm ($SLIPWAY_RUNTIME)")
+	c.Flags().StringVar(&f.Workspaces, "workspaces", def("SLIPWAY_WORKSPACES", ""), "directory for per-service build workspaces ($SLIPWAY_WORKSPACES; default /var/lib/slipway/workspaces/… as root)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<base-domain>")
 	return c
 }

@@ -251,7 +251,9 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	httpapi.New(s.Service, s.log).Register(mux)
+	api := httpapi.New(s.Service, s.log)
+	api.Register(mux)
+	api.GitHubBrowserHandlers(mux)
 	webhook.New(s.Service, s.log, reg).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

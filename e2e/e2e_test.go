@@ -58,7 +58,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 
 // startServer starts a control plane on a free loopback port with the
 // given data directory (reuse one to simulate a restart).
-func startServer(t *testing.T, dataDir, addr string, reconcile time.Duration) *server.Server {
+func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *server.Server {
 	t.Helper()
 	// Workspaces must be reachable by the per-Service users: not under the
 	// test's 0700 temporary directory. One per data directory, so a
@@ -103,7 +103,7 @@ var workspaces sync.Map
 
 // api is a tiny JSON client for the test.
 type api struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
@@ -144,7 +144,7 @@ type deploymentList struct {
 }
 
 // waitFor polls cond until it is true or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {

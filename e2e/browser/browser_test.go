@@ -127,8 +127,8 @@ func (s shooter) shot(ctx context.Context, name string) {
 	if !s.on {
 		return
 	}
-	var png []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
 		s.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, name+".png"), png, 0o644); err != nil {
@@ -136,13 +136,27 @@ func (s shooter) shot(ctx context.Context, name string) {
 	}
 }
 
-func run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action) {
+// where describes the page the browser is on, for failure messages.
+func where(ctx context.Context) string {
+	url, _ := chromedp.Run(ctx, chromedp.Location())
+	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	return fmt.Sprintf("at %s:\n%.2000s", url, body)
+}
+
+func do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Run(ctx, actions...); err != nil {
-		var url, body string
-		_ = chromedp.Run(ctx, chromedp.Location(&url), chromedp.Text("body", &body, chromedp.ByQuery))
-		t.Fatalf("%s: %v\nat %s:\n%.2000s", step, err, url, body)
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v\n%s", step, err, where(ctx))
 	}
+}
+
+func get[T any](t *testing.T, ctx context.Context, step string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", step, err, where(ctx))
+	}
+	return v
 }
 
 func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
@@ -164,9 +178,9 @@ func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
 		t.Fatalf("the first-start password file: %v", err)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true),
+		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true),
@@ -176,136 +190,127 @@ func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(actx)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	if err := chromedp.Do(bctx); err != nil { // start the browser on a context without a deadline
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 10*time.Minute)
 	defer cancel()
 
 	shots := shooter{t: t, on: *screenshots || os.Getenv("SLIPWAY_SCREENSHOTS") == "1", dir: filepath.Join("..", "..", "docs", "screenshots")}
 	base := srv.URL()
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 	// Sign in as the first-start administrator.
-	run(t, ctx, "sign in",
+	do(t, ctx, "sign in",
 		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible("#email", chromedp.ByID),
-		chromedp.SendKeys("#email", srv.Bootstrap.Email, chromedp.ByID),
-		chromedp.SendKeys("#password", strings.TrimSpace(string(adminPassword)), chromedp.ByID),
-		chromedp.Submit("#login", chromedp.ByID),
-		chromedp.WaitVisible("#new-app", chromedp.ByID),
+		chromedp.WaitVisible(css("#email")),
+		chromedp.SendKeys(css("#email"), srv.Bootstrap.Email),
+		chromedp.SendKeys(css("#password"), strings.TrimSpace(string(adminPassword))),
+		chromedp.Submit(css("#login")),
+		chromedp.WaitVisible(css("#new-app")),
 	)
 	shots.shot(ctx, "01-applications-empty")
+	orgBase := strings.TrimSuffix(get(t, ctx, "location", chromedp.Location()), "/apps")
 
-	// Connect Gitea through its OAuth consent screen.
-	orgApps := ""
-	run(t, ctx, "open integrations", chromedp.Location(&orgApps))
-	orgBase := strings.TrimSuffix(orgApps, "/apps")
-	run(t, ctx, "integrations page",
+	// Connect Gitea through its OAuth consent screen: the browser itself
+	// signs in to Gitea and grants access.
+	do(t, ctx, "integrations page",
 		chromedp.Navigate(orgBase+"/integrations"),
-		chromedp.WaitVisible("#provider-gitea", chromedp.ByID),
+		chromedp.WaitVisible(css("#provider-gitea")),
 	)
 	shots.shot(ctx, "02-integrations")
-	run(t, ctx, "start OAuth",
-		chromedp.Click("#provider-gitea summary", chromedp.ByQuery),
-		chromedp.WaitVisible("#gitea-cid", chromedp.ByID),
-		chromedp.SendKeys("#gitea-olabel", "local gitea", chromedp.ByID),
-		chromedp.SendKeys("#gitea-obase", g.URL(), chromedp.ByID),
-		chromedp.SendKeys("#gitea-cid", clientID, chromedp.ByID),
-		chromedp.SendKeys("#gitea-csecret", clientSecret, chromedp.ByID),
-		chromedp.Submit("#gitea-cid", chromedp.ByID),
-		// Gitea's own sign-in page, then its consent page.
-		chromedp.WaitVisible("#user_name", chromedp.ByID),
-		chromedp.SendKeys("#user_name", user, chromedp.ByID),
-		chromedp.SendKeys("#password", pass, chromedp.ByID),
-		chromedp.Submit("#password", chromedp.ByID),
-		chromedp.WaitVisible("#authorize-app", chromedp.ByID),
+	do(t, ctx, "start OAuth",
+		chromedp.Click(css("#provider-gitea summary")),
+		chromedp.WaitVisible(css("#gitea-cid")),
+		chromedp.SendKeys(css("#gitea-olabel"), "local gitea"),
+		chromedp.SendKeys(css("#gitea-obase"), g.URL()),
+		chromedp.SendKeys(css("#gitea-cid"), clientID),
+		chromedp.SendKeys(css("#gitea-csecret"), clientSecret),
+		chromedp.Submit(css("#gitea-cid")),
+		chromedp.WaitVisible(css("#user_name")),
+		chromedp.SendKeys(css("#user_name"), user),
+		chromedp.SendKeys(css("#password"), pass),
+		chromedp.Submit(css("#password")),
+		chromedp.WaitVisible(css("#authorize-app")),
 	)
 	shots.shot(ctx, "03-gitea-consent")
-	var status string
-	run(t, ctx, "grant",
-		chromedp.Click("#authorize-app", chromedp.ByID),
-		chromedp.WaitVisible("#integration-status", chromedp.ByID),
-		chromedp.AttributeValue("#integration-status", "data-status", &status, nil, chromedp.ByID),
+	do(t, ctx, "grant",
+		chromedp.Click(css("#authorize-app")),
+		chromedp.WaitVisible(css("#integration-status")),
 	)
-	if status != string(slipway.IntegrationConnected) {
-		t.Fatalf("after consent the integration is %q, want connected", status)
+	if status := get(t, ctx, "status", chromedp.AttributeValue(css("#integration-status"), "data-status")); status.Value != string(slipway.IntegrationConnected) {
+		t.Fatalf("after consent the integration is %q, want connected\n%s", status.Value, where(ctx))
 	}
-	var seen string
-	run(t, ctx, "connected shows repositories", chromedp.Text("#repos", &seen, chromedp.ByID))
-	if !strings.Contains(seen, repo) {
+	if seen := get(t, ctx, "repositories", chromedp.Text(css("#repos"))); !strings.Contains(seen, repo) {
 		t.Errorf("the connected integration's repositories do not list %s: %q", repo, seen)
 	}
 	shots.shot(ctx, "04-integration-connected")
 
-	// Application → Service from the picker.
-	run(t, ctx, "create application",
+	// Application, then a Service from the picker.
+	do(t, ctx, "create application and open the picker",
 		chromedp.Navigate(orgBase+"/apps"),
-		chromedp.WaitVisible("#app-name", chromedp.ByID),
-		chromedp.SendKeys("#app-name", "shop", chromedp.ByID),
-		chromedp.Submit("#app-name", chromedp.ByID),
-		chromedp.WaitVisible("#env-production", chromedp.ByID),
-		chromedp.Click("#env-production a.button.primary", chromedp.ByQuery),
-		chromedp.WaitVisible("#integration-picker", chromedp.ByID),
-		chromedp.Click("#integration-picker a", chromedp.ByQuery),
-		chromedp.WaitVisible("#repo-q", chromedp.ByID),
-		chromedp.SendKeys("#repo-q", "hello", chromedp.ByID),
-		chromedp.Submit("#repo-q", chromedp.ByID),
-		chromedp.WaitVisible(`#repo-picker a[data-repo="`+repo+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(css("#app-name")),
+		chromedp.SendKeys(css("#app-name"), "shop"),
+		chromedp.Submit(css("#app-name")),
+		chromedp.WaitVisible(css("#env-production")),
+		chromedp.Click(css("#env-production a.button.primary")),
+		chromedp.WaitVisible(css("#integration-picker")),
+		chromedp.Click(css("#integration-picker a")),
+		chromedp.WaitVisible(css("#repo-q")),
+		chromedp.SendKeys(css("#repo-q"), "hello"),
+		chromedp.Submit(css("#repo-q")),
+		chromedp.WaitVisible(css(`#repo-picker a[data-repo="`+repo+`"]`)),
 	)
 	shots.shot(ctx, "05-new-service-picker")
-	run(t, ctx, "pick repository",
-		chromedp.Click(`#repo-picker a[data-repo="`+repo+`"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#svc-ref", chromedp.ByID),
-		chromedp.SetValue("#svc-name", "web", chromedp.ByID),
+	do(t, ctx, "pick the repository",
+		chromedp.Click(css(`#repo-picker a[data-repo="`+repo+`"]`)),
+		chromedp.WaitVisible(css("#svc-ref")),
+		chromedp.SetValue(css("#svc-name"), "web"),
 	)
 	shots.shot(ctx, "06-new-service-settings")
 
-	// Save and deploy: the log streams until the deployment is live.
-	var ended string
-	run(t, ctx, "deploy",
-		chromedp.Click("#save-deploy", chromedp.ByID),
-		chromedp.WaitVisible("#log", chromedp.ByID),
-		chromedp.Poll(`document.getElementById("log").dataset.ended || ""`, &ended, chromedp.WithPollingTimeout(5*time.Minute), chromedp.WithPollingInterval(500*time.Millisecond)),
+	// Save and deploy: the log streams into the page until live.
+	do(t, ctx, "save and deploy",
+		chromedp.Click(css("#save-deploy")),
+		chromedp.WaitVisible(css("#log")),
 	)
-	var logText, phaseLive string
-	run(t, ctx, "live", chromedp.Text("#log", &logText, chromedp.ByID),
-		chromedp.AttributeValue(`#phases li[data-phase="live"]`, "class", &phaseLive, nil, chromedp.ByQuery))
-	if ended != "live" || phaseLive != "done" || logText == "" {
-		t.Fatalf("deployment ended %q (live phase %q), log:\n%s", ended, phaseLive, logText)
+	ended := get(t, ctx, "watch the log to the end", chromedp.Poll[string](`document.getElementById("log").dataset.ended || ""`,
+		chromedp.WithPollingTimeout(5*time.Minute), chromedp.WithPollingInterval(500*time.Millisecond)))
+	logText := get(t, ctx, "log", chromedp.Text(css("#log")))
+	livePhase := get(t, ctx, "phases", chromedp.AttributeValue(css(`#phases li[data-phase="live"]`), "class"))
+	if ended != "live" || livePhase.Value != "done" || logText == "" {
+		t.Fatalf("deployment ended %q (live phase %q), log:\n%s", ended, livePhase.Value, logText)
 	}
 	shots.shot(ctx, "07-deployment-live")
 
 	// The deployed app answers through the router (*.localhost is loopback).
-	var answer string
-	appURL := fmt.Sprintf("http://web.production.shop.localhost:%s/", srv.Addr()[strings.LastIndex(srv.Addr(), ":")+1:])
-	run(t, ctx, "open app", chromedp.Navigate(appURL), chromedp.Text("body", &answer, chromedp.ByQuery))
-	if !strings.HasPrefix(answer, "hello from ") {
+	port := srv.Addr()[strings.LastIndex(srv.Addr(), ":")+1:]
+	do(t, ctx, "open the app", chromedp.Navigate("http://web.production.shop.localhost:"+port+"/"))
+	if answer := get(t, ctx, "app answer", chromedp.Text(css("body"))); !strings.HasPrefix(answer, "hello from ") {
 		t.Fatalf("the deployed app answered %q", answer)
 	}
 
 	// A push shows up on the service page without a reload.
-	svcPage := ""
-	run(t, ctx, "service page",
+	do(t, ctx, "service page",
 		chromedp.NavigateBack(),
-		chromedp.WaitVisible("#log", chromedp.ByID),
-		chromedp.Click(".crumbs a", chromedp.ByQuery),
-		chromedp.WaitVisible("#deployment-rows", chromedp.ByID),
-		chromedp.Location(&svcPage),
-		chromedp.Evaluate(`window.notReloaded = true`, nil),
+		chromedp.WaitVisible(css("#log")),
+		chromedp.Click(css(".crumbs a")),
+		chromedp.WaitVisible(css("#deployment-rows")),
 	)
+	get(t, ctx, "mark the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 	sha := g.PushCommit(t, user, pass, repo, "main", map[string]string{"README.md": "v2\n"}, "second version")
-	var rows string
-	var appeared bool
-	run(t, ctx, "pushed deployment appears",
-		chromedp.Poll(fmt.Sprintf(`document.getElementById("deployment-rows").textContent.includes(%q)`, slipway.ShortSHA(sha)), &appeared,
-			chromedp.WithPollingTimeout(2*time.Minute), chromedp.WithPollingInterval(500*time.Millisecond)),
-		chromedp.Text("#deployment-rows", &rows, chromedp.ByID),
-	)
-	var notReloaded bool
-	run(t, ctx, "no reload", chromedp.Evaluate(`window.notReloaded === true`, &notReloaded))
-	if !notReloaded || !strings.Contains(rows, "push") {
-		t.Fatalf("the push deployment appeared after a reload (%v) or without its trigger: %q", notReloaded, rows)
+	get(t, ctx, "the pushed deployment appears", chromedp.Poll[bool](
+		fmt.Sprintf(`document.getElementById("deployment-rows").textContent.includes(%q)`, slipway.ShortSHA(sha)),
+		chromedp.WithPollingTimeout(2*time.Minute), chromedp.WithPollingInterval(500*time.Millisecond)))
+	rows := get(t, ctx, "rows", chromedp.Text(css("#deployment-rows")))
+	if notReloaded := get(t, ctx, "no reload", chromedp.Evaluate[bool](`window.notReloaded === true`)); !notReloaded {
+		t.Fatal("the page reloaded to show the push deployment")
+	}
+	if !strings.Contains(rows, "push") {
+		t.Errorf("the new row does not say it was a push: %q", rows)
 	}
 	shots.shot(ctx, "08-service-with-push")
 }

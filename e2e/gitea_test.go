@@ -89,6 +89,41 @@ func TestGiteaPushToLive(t *testing.T) {
 		t.Fatalf("router answer: %d %q %v", code, body, err)
 	}
 
+	// The provider shows the deployment's commit status.
+	var statuses []struct {
+		Status    string `json:"status"`
+		Context   string `json:"context"`
+		TargetURL string `json:"target_url"`
+	}
+	waitFor(t, "a success commit status on Gitea", 30*time.Second, func() bool {
+		if err := g.API(ctx2(), user, pass, "GET", "/repos/"+repo+"/statuses/"+first.CommitSHA, nil, &statuses); err != nil {
+			t.Fatal(err)
+		}
+		return len(statuses) > 0 && statuses[0].Status == "success"
+	})
+	if statuses[0].Context != "slipway/production/web" || !strings.HasSuffix(statuses[0].TargetURL, "/deployments/"+first.ID) {
+		t.Errorf("commit status: %+v", statuses[0])
+	}
+
+	// A deploy hook (for CI systems) deploys the current head; a rotated
+	// hook's old URL stops working.
+	var hook struct{ URL string }
+	c.must("POST", "/api/v1/services/"+watched.ID+"/deploy-hook", nil, &hook)
+	var old struct{ URL string }
+	old = hook
+	c.must("POST", "/api/v1/services/"+watched.ID+"/deploy-hook", nil, &hook)
+	if resp, err := http.Post(old.URL, "", nil); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("rotated deploy hook: %v %v", resp.StatusCode, err)
+	}
+	resp, err := http.Post(hook.URL, "", nil)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("deploy hook: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if ds := c.deployments(watched.ID); len(ds) != 1 || ds[0].Trigger != slipway.TriggerDeployHook || ds[0].CommitSHA != first.CommitSHA {
+		t.Fatalf("deploy hook deployments: %+v", ds)
+	}
+
 	// A push deploys exactly the pushed commit, with no failed request
 	// while traffic moves to the new release.
 	load := startLoad(srv.URL(), host, 4)

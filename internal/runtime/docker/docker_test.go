@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -210,42 +209,9 @@ func TestContainerIsConfinedAndLoopbackOnly(t *testing.T) {
 	}
 	// The kernel's socket table (shared with the host network namespace)
 	// shows the listener on 127.0.0.1 and nowhere else.
-	_, port, _ := strings.Cut(inst.Addr, ":")
-	listeners := tcpListeners(t, port)
-	if len(listeners) != 1 || listeners[0] != "127.0.0.1" {
-		t.Fatalf("port %s listens on %v, want only 127.0.0.1", port, listeners)
+	if listeners := dockertest.TCPListeners(t, inst.Addr); len(listeners) != 1 || listeners[0] != "127.0.0.1" {
+		t.Fatalf("%s: listeners on %v, want only 127.0.0.1", inst.Addr, listeners)
 	}
-}
-
-// tcpListeners lists the local addresses with a listening socket on port,
-// from /proc/net/tcp and /proc/net/tcp6.
-func tcpListeners(t *testing.T, port string) []string {
-	t.Helper()
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hexPort := fmt.Sprintf(":%04X", p)
-	var found []string
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			fields := strings.Fields(line)
-			if len(fields) < 4 || fields[3] != "0A" || !strings.HasSuffix(fields[1], hexPort) { // 0A = LISTEN
-				continue
-			}
-			switch host := strings.TrimSuffix(fields[1], hexPort); host {
-			case "0100007F":
-				found = append(found, "127.0.0.1")
-			default:
-				found = append(found, host)
-			}
-		}
-	}
-	return found
 }
 
 func TestHealthFailureReportsLastOutput(t *testing.T) {

@@ -14,6 +14,13 @@
 // not pushed anywhere: every node must already have the release's image
 // (true on a one-node swarm, where the image was built).
 //
+// Swarm calls a task running as soon as its process starts (there is no
+// container HEALTHCHECK: images need not ship a probe tool), so a release
+// that crashes just after starting can replace the old task before it
+// fails. Start then waits for swarm's rollback and for the previous
+// release to answer its health check again before it reports the failure,
+// so the router's old address is serving when Start returns.
+//
 // Stop removes the swarm service when the release it runs is stopped (the
 // Service was stopped); stopping a release a later update already replaced
 // is a no-op, because swarm stopped its tasks during the update.
@@ -214,6 +221,9 @@ func (r *Runtime) replicas(ctx context.Context, rel runtime.Release, logs io.Wri
 	return uint64(want), nil
 }
 
+// labelHealthPath keeps a release's health path on its service spec.
+const labelHealthPath = "slipway.health_path"
+
 var unsafeNameChars = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // ServiceName is the swarm service of a Slipway Service: "slipway-<name>",
@@ -237,6 +247,7 @@ func (r *Runtime) spec(ctx context.Context, rel runtime.Release, user string, po
 		return swarm.ServiceSpec{}, err
 	}
 	labels := docker.ReleaseLabels(rel, port)
+	labels[labelHealthPath] = rel.HealthPath // a rollback checks the previous release with it
 	initProcess := true
 	grace := r.opts.StopGrace
 	update := &swarm.UpdateConfig{
@@ -246,9 +257,12 @@ func (r *Runtime) spec(ctx context.Context, rel runtime.Release, user string, po
 		Monitor:       r.opts.UpdateMonitor,
 	}
 	rollback := &swarm.UpdateConfig{
-		Parallelism:   1,
-		Order:         swarm.UpdateOrderStartFirst,
-		FailureAction: swarm.UpdateFailureActionPause,
+		Parallelism: 1,
+		Order:       swarm.UpdateOrderStartFirst,
+		// The rollback's first task can die on the port of the previous
+		// release's old task while that one is still shutting down; the
+		// restart policy retries it, so the rollback must not pause there.
+		FailureAction: swarm.UpdateFailureActionContinue,
 		Monitor:       r.opts.UpdateMonitor,
 	}
 	return swarm.ServiceSpec{
@@ -437,7 +451,7 @@ func (r *Runtime) rollBack(ctx context.Context, serviceID, failedDeployment stri
 		if us := svc.UpdateStatus; us != nil && current(us, issued) {
 			switch us.State {
 			case swarm.UpdateStateRollbackCompleted:
-				return nil
+				return r.waitServing(ctx, svc)
 			case swarm.UpdateStateRollbackPaused:
 				return fmt.Errorf("rollback paused: %s", us.Message)
 			}
@@ -449,6 +463,46 @@ func (r *Runtime) rollBack(ctx context.Context, serviceID, failedDeployment stri
 		}
 	}
 }
+
+// waitServing waits until the release a rolled-back service runs again
+// has a running task and answers its health check. Under start-first,
+// swarm may already have stopped that release's old task when the failed
+// one briefly ran, so the previous release is only back once it answers.
+func (r *Runtime) waitServing(ctx context.Context, svc swarm.Service) error {
+	deploymentID := svc.Spec.Labels[docker.LabelDeployment]
+	port, err := strconv.Atoi(svc.Spec.Labels[docker.LabelPort])
+	if err != nil {
+		return fmt.Errorf("service %s has no port label", svc.Spec.Name)
+	}
+	alive := func(ctx context.Context) error {
+		tasks, err := r.tasks(ctx, svc.ID, deploymentID)
+		if err != nil {
+			return err
+		}
+		// A task counts once it has run for the monitor period: the first
+		// task of the rollback can die on a port the old task still holds.
+		for _, t := range tasks {
+			if t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning &&
+				time.Since(t.Status.Timestamp) >= r.opts.UpdateMonitor {
+				return nil
+			}
+		}
+		return errNoRunningTask
+	}
+	for {
+		err := docker.WaitHealthy(ctx, docker.LoopbackAddr(port), svc.Spec.Labels[labelHealthPath], alive)
+		if !errors.Is(err, errNoRunningTask) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s has no running task after the rollback: %w", deploymentID, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+var errNoRunningTask = errors.New("no running task")
 
 // current reports whether an update status describes an update started at
 // or after issued.

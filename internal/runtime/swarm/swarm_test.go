@@ -152,6 +152,9 @@ func TestRollingUpdateAndRollback(t *testing.T) {
 	rel1.Replicas = 3
 	inst1 := f.start(t, rel1, &notes)
 	mustAnswer(t, inst1.Addr, "v1")
+	if listeners := dockertest.TCPListeners(t, inst1.Addr); len(listeners) != 1 || listeners[0] != "127.0.0.1" {
+		t.Errorf("%s: listeners on %v, want only 127.0.0.1", inst1.Addr, listeners)
+	}
 	if !strings.Contains(notes.String(), "running 1 replica(s), not 3") {
 		t.Errorf("the log does not explain the replica limit: %q", notes.String())
 	}

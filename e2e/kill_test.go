@@ -88,7 +88,20 @@ func startProc(t *testing.T, dataDir, wsDir, addr string) *proc {
 	}
 	lf.Close()
 	p := &proc{t: t, cmd: cmd, url: "http://" + addr, dataDir: dataDir, logPath: logPath}
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				if len(b) > 8000 {
+					b = b[len(b)-8000:]
+				}
+				t.Logf("server log (tail):\n%s", b)
+			}
+			if dir := os.Getenv("SLIPWAY_E2E_KEEP"); dir != "" {
+				_ = exec.Command("cp", "-a", dataDir, dir).Run()
+			}
+		}
+	})
 	waitFor(t, "slipway serve to be ready", 30*time.Second, func() bool {
 		resp, err := http.Get(p.url + "/readyz")
 		if err != nil {
@@ -234,17 +247,24 @@ func TestAcknowledgedWebhooksSurviveKill(t *testing.T) {
 	p2 := startProc(t, dataDir, ws, addr)
 	c.base = p2.url
 	var dl struct {
-		Items []struct{ Verdict string } `json:"items"`
-		Total int                        `json:"total"`
+		Items []struct {
+			Verdict    string
+			ProviderID string `json:"provider_delivery_id"`
+		} `json:"items"`
+		Total int `json:"total"`
 	}
 	waitFor(t, "every acknowledged delivery to be processed after the restart", 2*time.Minute, func() bool {
 		c.must("GET", "/api/v1/integrations/"+integ.ID+"/deliveries?limit=200", nil, &dl)
+		processed := 0
 		for _, d := range dl.Items {
 			if d.Verdict == "received" {
 				return false
 			}
+			if strings.HasPrefix(d.ProviderID, "kill-test-") {
+				processed++
+			}
 		}
-		return dl.Total == acked
+		return processed == acked
 	})
 	var deps deploymentList
 	c.must("GET", "/api/v1/services/"+svc.ID+"/deployments?limit=200", nil, &deps)

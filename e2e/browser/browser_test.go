@@ -138,14 +138,22 @@ func (s shooter) shot(ctx context.Context, name string) {
 
 // where describes the page the browser is on, for failure messages.
 func where(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	url, _ := chromedp.Run(ctx, chromedp.Location())
 	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
 	return fmt.Sprintf("at %s:\n%.2000s", url, body)
 }
 
+// stepTimeout bounds one step, so a missing element fails fast with the
+// page it was missing from.
+const stepTimeout = 90 * time.Second
+
 func do(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
 		t.Fatalf("%s: %v\n%s", step, err, where(ctx))
 	}
 }
@@ -230,6 +238,8 @@ func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
 		chromedp.SendKeys(css("#gitea-cid"), clientID),
 		chromedp.SendKeys(css("#gitea-csecret"), clientSecret),
 		chromedp.Submit(css("#gitea-cid")),
+	)
+	do(t, ctx, "Gitea sign-in page",
 		chromedp.WaitVisible(css("#user_name")),
 		chromedp.SendKeys(css("#user_name"), user),
 		chromedp.SendKeys(css("#password"), pass),

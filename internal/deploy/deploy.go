@@ -88,6 +88,16 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 
 	logs := newLogWriter(ctx, p.st, d.ID)
 	defer logs.Close()
+	// Claim the deployment: queued → cloning is a compare-and-set, so of
+	// two jobs for one deployment (a re-enqueue after a crash) exactly one
+	// proceeds and the other leaves quietly.
+	if _, err := p.st.TransitionDeployment(ctx, orgID, d.ID, slipway.DeployCloning, ""); err != nil {
+		if slipway.ErrorCodeOf(err) == slipway.ECodeInvalidTransition {
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintf(logs, "==> %s\n", slipway.DeployCloning)
 	err = p.run(ctx, svc, d, logs)
 	if err == nil {
 		return nil
@@ -138,9 +148,6 @@ func (p *Pipeline) transition(ctx context.Context, d slipway.Deployment, to slip
 }
 
 func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deployment, logs *logWriter) error {
-	if err := p.transition(ctx, d, slipway.DeployCloning, logs); err != nil {
-		return err
-	}
 	p.svc.ReportStatus(ctx, svc, d, forge.StatusPending, "deploying")
 	env, err := p.svc.ServiceEnv(ctx, svc)
 	if err != nil {
@@ -281,6 +288,17 @@ func (p *Pipeline) Recover(ctx context.Context) error {
 			p.log.Warn("fail interrupted deployment", "deployment", d.ID, "err", err)
 		}
 		p.log.Info("failed interrupted deployment", "deployment", d.ID, "phase", d.Status)
+	}
+	// Queued deployments may have lost their job with the previous
+	// process; a second job is harmless (see Run).
+	queued, err := p.st.ListDeploymentsByStatus(ctx, slipway.DeployQueued)
+	if err != nil {
+		return err
+	}
+	for _, d := range queued {
+		if err := p.svc.RequeueDeployment(ctx, d.OrgID, d.ID); err != nil {
+			p.log.Warn("requeue deployment", "deployment", d.ID, "err", err)
+		}
 	}
 	live, err := p.st.ListDeploymentsByStatus(ctx, slipway.DeployLive)
 	if err != nil {

@@ -230,6 +230,15 @@ type HookParser interface {
 	ParseHook(header http.Header, body []byte, secret string) (slipway.Event, error)
 }
 
+// MultiHookParser is implemented by providers whose single delivery can
+// carry several ref updates (Bitbucket and Azure DevOps send one delivery
+// for `git push origin main v1.2`). It returns one event per ref, all
+// with the delivery's id; the receiver prefers it over ParseHook so no
+// ref is dropped.
+type MultiHookParser interface {
+	ParseHookEvents(header http.Header, body []byte, secret string) ([]slipway.Event, error)
+}
+
 // Comparer lists the files changed between two commits, for watch paths.
 // Push payloads truncate their commit lists, so this is the authority.
 type Comparer interface {

@@ -63,8 +63,24 @@ func (ReconcileArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: 10 * time.Second}}
 }
 
+// SweepArgs re-processes deliveries whose job was lost (a killed process
+// leaves its running jobs to River's hour-long stuck-job rescue).
+type SweepArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SweepArgs) Kind() string { return "sweep" }
+
+// InsertOpts collapses concurrent sweeps into one.
+func (SweepArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: 10 * time.Second}}
+}
+
+// sweepInterval is how often stale deliveries are looked for.
+const sweepInterval = 30 * time.Second
+
 // Handlers are the use cases the workers call.
 type Handlers struct {
+	Sweep           func(ctx context.Context) error
 	Deploy          func(ctx context.Context, orgID, deploymentID string) error
 	ProcessDelivery func(ctx context.Context, orgID, deliveryID string) error
 	Reconcile       func(ctx context.Context) error
@@ -117,8 +133,10 @@ func New(st *store.Store, h Handlers, cfg Config, logger *slog.Logger) (*Queue, 
 		FetchPollInterval: cfg.PollInterval,
 		PollOnly:          true, // SQLite has no LISTEN; polling is uniform across dialects
 		JobTimeout:        45 * time.Minute,
-		// The pipeline resumes or fails interrupted deployments itself on
-		// start; River's own retry of a stuck job is the second net.
+		// A job left "running" by a killed process is rescued by River only
+		// after this (it must exceed the longest deployment). The faster
+		// nets are Slipway's own: the delivery sweeper, and Recover at start
+		// re-enqueueing queued deployments and failing interrupted ones.
 		RescueStuckJobsAfter: time.Hour,
 	}
 	if cfg.Work {
@@ -132,15 +150,23 @@ func New(st *store.Store, h Handlers, cfg Config, logger *slog.Logger) (*Queue, 
 		river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[ReconcileArgs]) error {
 			return h.Reconcile(ctx)
 		}))
+		if h.Sweep != nil {
+			river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[SweepArgs]) error {
+				return h.Sweep(ctx)
+			}))
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(sweepInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}))
+		}
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 4},
 			"deploy":           {MaxWorkers: cfg.DeployWorkers},
 		}
 		if cfg.ReconcileInterval > 0 {
-			rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true})}
+				&river.PeriodicJobOpts{RunOnStart: true}))
 		}
 	}
 	client, err := river.NewClient(driverFor(st), rc)

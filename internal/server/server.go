@@ -196,6 +196,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	q, err := jobs.New(st, jobs.Handlers{
 		Deploy:          s.Pipeline.Run,
 		ProcessDelivery: svc.ProcessDelivery,
+		Sweep:           svc.SweepDeliveries,
 		Reconcile: func(ctx context.Context) error {
 			_, err := svc.Reconcile(ctx)
 			return err

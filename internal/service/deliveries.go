@@ -54,7 +54,22 @@ func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider
 	if err != nil {
 		return ReceiveResult{}, err
 	}
-	ev, perr := parser.ParseHook(header, body, secret)
+	var events []slipway.Event
+	var perr error
+	if mp, ok := parser.(forge.MultiHookParser); ok {
+		events, perr = mp.ParseHookEvents(header, body, secret)
+	} else {
+		var ev slipway.Event
+		ev, perr = parser.ParseHook(header, body, secret)
+		events = []slipway.Event{ev}
+	}
+	if perr == nil && len(events) == 0 {
+		perr = forge.ErrIgnored
+	}
+	var ev slipway.Event
+	if len(events) > 0 {
+		ev = events[0]
+	}
 	if errors.Is(perr, forge.ErrBadSignature) {
 		if err := s.store.IncrementBadSignatures(ctx, integ.ID); err != nil {
 			s.log.Warn("count bad signature", "err", err)
@@ -75,11 +90,13 @@ func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider
 	case perr != nil:
 		d.Event, d.Verdict, d.Detail = eventHeader(header), VerdictFailed, "malformed payload: "+perr.Error()
 	default:
-		if hook != nil && ev.Repo.ID != "" && ev.Repo.ID != hook.RepoID {
-			return ReceiveResult{}, slipway.Errorf(slipway.ECodeForbidden, "the delivery's repository does not belong to this webhook")
+		for _, e := range events {
+			if hook != nil && e.Repo.ID != "" && e.Repo.ID != hook.RepoID {
+				return ReceiveResult{}, slipway.Errorf(slipway.ECodeForbidden, "the delivery's repository does not belong to this webhook")
+			}
 		}
 		d.Event, d.Verdict = string(ev.Kind), VerdictReceived
-		if d.Normalized, err = json.Marshal(ev); err != nil {
+		if d.Normalized, err = json.Marshal(events); err != nil {
 			return ReceiveResult{}, err
 		}
 	}
@@ -155,22 +172,50 @@ func (s *Service) ProcessDelivery(ctx context.Context, orgID, deliveryID string)
 	if err != nil {
 		return err
 	}
-	var ev slipway.Event
-	if err := json.Unmarshal(d.Normalized, &ev); err != nil {
+	events, err := decodeEvents(d.Normalized)
+	if err != nil {
 		return s.store.UpdateDeliveryVerdict(ctx, orgID, d.ID, VerdictFailed, "stored event is unreadable: "+err.Error(), nil)
 	}
 	integ, err := s.store.GetIntegration(ctx, orgID, d.IntegrationID)
 	if err != nil {
 		return err
 	}
-	if integ, err = s.routeToInstallation(ctx, integ, ev); err != nil {
-		return err
+	// One delivery may carry several ref updates: apply each, and record
+	// the strongest verdict (processed > skipped > ignored).
+	rank := map[string]int{VerdictIgnored: 0, VerdictSkipped: 1, VerdictProcessed: 2}
+	verdict, details, caused := VerdictIgnored, []string{}, []string{}
+	for _, ev := range events {
+		target, err := s.routeToInstallation(ctx, integ, ev)
+		if err != nil {
+			return err
+		}
+		v, detail, c, err := s.applyEvent(ctx, target, d, ev)
+		if err != nil {
+			return fmt.Errorf("process delivery %s: %w", d.ID, err)
+		}
+		if rank[v] > rank[verdict] {
+			verdict = v
+		}
+		if detail != "" {
+			details = append(details, detail)
+		}
+		caused = append(caused, c...)
 	}
-	verdict, detail, caused, err := s.applyEvent(ctx, integ, d, ev)
-	if err != nil {
-		return fmt.Errorf("process delivery %s: %w", d.ID, err)
+	return s.store.UpdateDeliveryVerdict(ctx, orgID, d.ID, verdict, strings.Join(details, "; "), caused)
+}
+
+// decodeEvents reads a delivery's stored events: a JSON array (one event
+// per ref update), or a single object as stored by earlier versions.
+func decodeEvents(raw []byte) ([]slipway.Event, error) {
+	var events []slipway.Event
+	if err := json.Unmarshal(raw, &events); err == nil {
+		return events, nil
 	}
-	return s.store.UpdateDeliveryVerdict(ctx, orgID, d.ID, verdict, detail, caused)
+	var ev slipway.Event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, err
+	}
+	return []slipway.Event{ev}, nil
 }
 
 func (s *Service) applyEvent(ctx context.Context, integ slipway.Integration, d store.Delivery, ev slipway.Event) (verdict, detail string, caused []string, err error) {
@@ -209,7 +254,7 @@ func (s *Service) applyPush(ctx context.Context, integ slipway.Integration, d st
 			continue
 		}
 		matched++
-		dep, note, err := s.autoDeploy(ctx, integ, svc, p.After, p.Ref, p.Head, ev.Kind, "delivery:"+d.ID, p)
+		dep, note, _, err := s.autoDeploy(ctx, integ, svc, p.After, p.Ref, p.Head, ev.Kind, "delivery:"+d.ID, p)
 		if err != nil {
 			return "", "", nil, err
 		}
@@ -246,20 +291,20 @@ func follows(src slipway.ServiceSource, p *slipway.PushEvent) bool {
 // deployment (deduplicated per Service and SHA) when it does. push is nil
 // when the reconciler found the head. It returns the deployment id ("" when
 // nothing was deployed) and a note for the delivery log.
-func (s *Service) autoDeploy(ctx context.Context, integ slipway.Integration, svc slipway.Service, sha, ref string, head slipway.Commit, kind slipway.EventKind, by string, push *slipway.PushEvent) (string, string, error) {
+func (s *Service) autoDeploy(ctx context.Context, integ slipway.Integration, svc slipway.Service, sha, ref string, head slipway.Commit, kind slipway.EventKind, by string, push *slipway.PushEvent) (depID, note string, created bool, err error) {
 	markSeen := func() error { return s.store.SetServiceLastSeenHead(ctx, svc.OrgID, svc.ID, sha) }
 	switch {
 	case !svc.Source.AutoDeploy:
-		return "", "new commit " + slipway.ShortSHA(sha) + " available (auto-deploy is off)", markSeen()
+		return "", "new commit " + slipway.ShortSHA(sha) + " available (auto-deploy is off)", false, markSeen()
 	case svc.AutoDeployPaused:
-		return "", "new commit " + slipway.ShortSHA(sha) + " available (auto-deploy paused after a rollback)", markSeen()
+		return "", "new commit " + slipway.ShortSHA(sha) + " available (auto-deploy paused after a rollback)", false, markSeen()
 	case slipway.SkipRequested(head.Message):
-		return "", "skipped: the commit message asks not to deploy", markSeen()
+		return "", "skipped: the commit message asks not to deploy", false, markSeen()
 	}
 	if len(svc.Source.WatchPaths) > 0 {
 		files, known := s.changedFiles(ctx, integ, svc, push, sha)
 		if known && !anyMatch(svc.Source.WatchPaths, svc.Source.RootDir, files) {
-			return "", "skipped: no change under the watch paths", markSeen()
+			return "", "skipped: no change under the watch paths", false, markSeen()
 		}
 	}
 	trigger := slipway.TriggerPush
@@ -271,8 +316,7 @@ func (s *Service) autoDeploy(ctx context.Context, integ slipway.Integration, svc
 	}
 	dep := slipway.Deployment{OrgID: svc.OrgID, ServiceID: svc.ID, Trigger: trigger, TriggeredBy: by, CommitSHA: sha, Ref: ref,
 		CommitMessage: head.Message, CommitAuthor: head.Author, IntegrationID: integ.ID}
-	var created bool
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		created, err = s.createDeploymentTx(ctx, tx, &dep, autoDedupeKey(svc.ID, sha))
 		if err != nil {
@@ -281,12 +325,14 @@ func (s *Service) autoDeploy(ctx context.Context, integ slipway.Integration, svc
 		return tx.SetServiceLastSeenHead(ctx, svc.OrgID, svc.ID, sha)
 	})
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	if !created {
-		return "", "already deployed " + slipway.ShortSHA(sha) + " as " + dep.ID, nil
+		// Seen before (a redelivery, a replay, the reconciler after the
+		// webhook): the existing deployment is what this delivery caused.
+		return dep.ID, "already deploying " + slipway.ShortSHA(sha) + " as " + dep.ID, false, nil
 	}
-	return dep.ID, "deploying " + slipway.ShortSHA(sha) + " as " + dep.ID, nil
+	return dep.ID, "deploying " + slipway.ShortSHA(sha) + " as " + dep.ID, true, nil
 }
 
 // changedFiles returns the files a push changed: from the compare API when
@@ -470,11 +516,11 @@ func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 		if head.SHA == svc.LastSeenHead {
 			continue
 		}
-		dep, _, err := s.autoDeploy(ctx, integ, svc, head.SHA, "refs/heads/"+svc.Source.Branch, head, slipway.EventPush, "reconciler", nil)
+		dep, _, created, err := s.autoDeploy(ctx, integ, svc, head.SHA, "refs/heads/"+svc.Source.Branch, head, slipway.EventPush, "reconciler", nil)
 		if err != nil {
 			return queued, err
 		}
-		if dep != "" {
+		if created {
 			s.log.Info("reconcile: queued a missed head", "service", svc.ID, "sha", head.SHA, "deployment", dep)
 			queued = append(queued, dep)
 		}
@@ -507,4 +553,33 @@ func (s *Service) TriggerDeployHook(ctx context.Context, token string) (slipway.
 		return slipway.Deployment{}, slipway.NotFound("deploy hook", "…")
 	}
 	return s.deploy(ctx, System(svc.OrgID, "deploy-hook"), svc.ID, DeployInput{}, slipway.TriggerDeployHook)
+}
+
+// staleAfter is how long a delivery may wait in the received state before
+// the sweeper processes it itself.
+const staleAfter = 30 * time.Second
+
+// SweepDeliveries processes deliveries that were acknowledged but whose
+// job was lost (the process was killed while running it). Processing is
+// idempotent, so a delivery that was merely slow is safe to process again.
+func (s *Service) SweepDeliveries(ctx context.Context) error {
+	stale, err := s.store.ListStaleDeliveries(ctx, s.now().Add(-staleAfter), 100)
+	if err != nil {
+		return err
+	}
+	for _, d := range stale {
+		if err := s.ProcessDelivery(ctx, d.OrgID, d.ID); err != nil {
+			s.log.Warn("sweep: process delivery", "delivery", d.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// RequeueDeployment inserts a new pipeline job for a queued deployment
+// whose job may have been lost. A duplicate job is harmless: the pipeline
+// only advances a deployment that is still queued, with a compare-and-set.
+func (s *Service) RequeueDeployment(ctx context.Context, orgID, deploymentID string) error {
+	return s.store.InTx(ctx, func(tx *store.Tx) error {
+		return s.jobs.EnqueueDeploy(ctx, tx, orgID, deploymentID)
+	})
 }

@@ -32,6 +32,7 @@ import (
 // fixture is a receiver on a real store and a real River queue, with one
 // Gitea integration and one repository hook.
 type fixture struct {
+	svc      *service.Service
 	st       *store.Store
 	url      string // the hook URL
 	secret   string
@@ -42,6 +43,10 @@ type fixture struct {
 }
 
 func newFixture(tb testing.TB, databaseURL string) *fixture {
+	return newProviderFixture(tb, databaseURL, slipway.ProviderGitea, gitea.New(), "8", "../forge/gitea/testdata/hooks/push.json")
+}
+
+func newProviderFixture(tb testing.TB, databaseURL string, provider slipway.Provider, p forge.Provider, repoID, payload string) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -62,21 +67,21 @@ func newFixture(tb testing.TB, databaseURL string) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc := service.New(st, keys, map[slipway.Provider]forge.Provider{slipway.ProviderGitea: gitea.New()}, q, service.Config{PublicURL: "http://127.0.0.1"}, logger)
+	svc := service.New(st, keys, map[slipway.Provider]forge.Provider{provider: p}, q, service.Config{PublicURL: "http://127.0.0.1"}, logger)
 	boot, err := svc.Bootstrap(ctx, "admin@example.com")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	body, err := os.ReadFile("../forge/gitea/testdata/hooks/push.json")
+	body, err := os.ReadFile(payload)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	integ := slipway.Integration{ID: slipway.NewID(slipway.PrefixIntegration), OrgID: boot.OrgID, Provider: slipway.ProviderGitea,
+	integ := slipway.Integration{ID: slipway.NewID(slipway.PrefixIntegration), OrgID: boot.OrgID, Provider: provider,
 		AuthMethod: slipway.AuthToken, BaseURL: "http://127.0.0.1:1", Status: slipway.IntegrationConnected}
 	if err := st.CreateIntegration(ctx, &integ, nil); err != nil {
 		tb.Fatal(err)
 	}
-	const repoID, secret = "8", "bench-hook-secret"
+	const secret = "bench-hook-secret"
 	sealed, err := keys.Seal([]byte(secret), []byte("hook:"+integ.ID+":"+repoID))
 	if err != nil {
 		tb.Fatal(err)
@@ -87,7 +92,7 @@ func newFixture(tb testing.TB, databaseURL string) *fixture {
 	}
 	mux := http.NewServeMux()
 	webhook.New(svc, logger, nil).Register(mux)
-	return &fixture{st: st, url: "/hooks/gitea/" + integ.ID + "?hook=" + h.ID, secret: secret, body: body, orgID: boot.OrgID, integID: integ.ID, receiver: mux}
+	return &fixture{svc: svc, st: st, url: "/hooks/" + string(provider) + "/" + integ.ID + "?hook=" + h.ID, secret: secret, body: body, orgID: boot.OrgID, integID: integ.ID, receiver: mux}
 }
 
 func (f *fixture) request(deliveryID string) *http.Request {

@@ -4,6 +4,10 @@
 // (Go, Node.js, Python, a static site, a Procfile), as the Service's own
 // unprivileged user inside its own workspace (internal/sandbox).
 //
+// Image runtimes build from a Dockerfile instead: for them a SourceOnly
+// request only fetches the commit into a fresh directory, runs nothing and
+// caches nothing (the image is the cache).
+//
 // Builds are cached by (Service, commit SHA): a redeploy of a SHA that
 // already built reuses the finished workspace unless NoCache is set. The
 // record of a finished build lives in a state directory only Slipway can
@@ -91,6 +95,12 @@ type Request struct {
 	Settings slipway.BuildSettings
 	Env      map[string]string // the Service's variables, visible to the build
 	NoCache  bool
+	// SourceOnly fetches the commit (root directory applied) into a fresh
+	// directory and stops there: no detection, no install or build
+	// commands, no start command needed, no cache record. Image runtimes
+	// use it and build the image from the Dockerfile in Result.Dir; the
+	// caller removes Result.Checkout when done with it.
+	SourceOnly bool
 	// OnPhase, when set, is told when the build moves from cloning to
 	// building, so the deployment status can follow.
 	OnPhase func(slipway.DeploymentStatus)
@@ -102,13 +112,16 @@ type Result struct {
 	// working directory.
 	Dir          string
 	StartCommand string
-	Kind         string // "go", "node", "python", "static", "procfile" or "custom"
+	Kind         string // "go", "node", "python", "static", "procfile", "custom", or "image" (SourceOnly)
 	SHA          string
 	Message      string
 	Author       string
 	User         runtime.User // the account the build ran as and the app runs as
 	Home         string       // HOME for the app
 	Cached       bool         // reused a finished build of the same SHA
+	// Checkout is the whole fetched tree (root directory not applied);
+	// set for SourceOnly requests, whose checkout nobody else keeps.
+	Checkout string
 }
 
 // Build fetches and builds req.Source.SHA, or returns the cached build.
@@ -133,7 +146,7 @@ func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Resul
 	}
 	home := filepath.Join(workspace, "home")
 	record := filepath.Join(b.stateDir, key+".json")
-	if !req.NoCache {
+	if !req.NoCache && !req.SourceOnly {
 		if res, ok := b.cached(record); ok {
 			fmt.Fprintf(lw, "Reusing the build of %s from %s\n", slipway.ShortSHA(res.SHA), filepath.Base(filepath.Dir(res.Dir)))
 			res.Cached = true
@@ -167,6 +180,15 @@ func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Resul
 	if err != nil {
 		os.RemoveAll(src.Dir)
 		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	if req.SourceOnly {
+		// Nothing of the Service runs on this host, so the checkout stays
+		// Slipway's; the image build reads it from here.
+		if req.OnPhase != nil {
+			req.OnPhase(slipway.DeployBuilding)
+		}
+		return Result{Dir: cres.Dir, Kind: "image", SHA: cres.SHA, Message: cres.Message, Author: cres.Author,
+			User: user, Home: home, Checkout: src.Dir}, nil
 	}
 	if err := b.sb.Chown(src.Dir, user); err != nil {
 		return Result{}, fmt.Errorf("build: give checkout to service user: %w", err)

@@ -213,3 +213,58 @@ func TestDetect(t *testing.T) {
 		t.Errorf("nothing to run: err = %v", err)
 	}
 }
+
+// An image runtime's request only fetches: a repository with nothing the
+// process runtime could run (a Dockerfile only) and a build command that
+// would fail both pass, each request gets its own directory, and nothing
+// is cached for the process runtime.
+func TestSourceOnlyFetchesWithoutBuilding(t *testing.T) {
+	b, _ := newBuilder(t)
+	url, sha := repoWith(t, map[string]string{
+		"app/Dockerfile":  "FROM scratch\n",
+		"app/www/version": "v1",
+		"elsewhere/x":     "outside the root directory",
+	})
+	req := Request{ServiceID: "svc_imageonly000001", DeploymentID: "dep_1", SourceOnly: true,
+		Source:   clone.Options{URL: url, SHA: sha, RootDir: "app"},
+		Settings: slipway.BuildSettings{BuildCommand: "exit 7"}}
+	var phases []slipway.DeploymentStatus
+	req.OnPhase = func(s slipway.DeploymentStatus) { phases = append(phases, s) }
+	var logs bytes.Buffer
+	res, err := b.Build(context.Background(), req, &logs)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, logs.String())
+	}
+	if res.Kind != "image" || res.SHA != sha || res.StartCommand != "" || res.Cached {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(phases) != 2 || phases[1] != slipway.DeployBuilding {
+		t.Errorf("phases = %v", phases)
+	}
+	if got, err := os.ReadFile(filepath.Join(res.Dir, "www", "version")); err != nil || string(got) != "v1" {
+		t.Errorf("checkout: %q %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "Dockerfile")); err != nil {
+		t.Errorf("Dockerfile not at the root directory: %v", err)
+	}
+	if res.Checkout == "" || !strings.HasPrefix(res.Dir, res.Checkout) {
+		t.Errorf("checkout %q does not hold dir %q", res.Checkout, res.Dir)
+	}
+	if strings.Contains(logs.String(), "Detected") || strings.Contains(logs.String(), "exit 7") {
+		t.Errorf("a source-only request ran the build plan:\n%s", logs.String())
+	}
+
+	again, err := b.Build(context.Background(), req, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Cached || again.Dir == res.Dir {
+		t.Errorf("a second source-only request reused the first checkout: %+v", again)
+	}
+	// The process runtime's build of the same commit is not served from
+	// a source-only fetch: it runs its plan, and finds nothing to start.
+	req.SourceOnly = false
+	if _, err := b.Build(context.Background(), req, io.Discard); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+		t.Errorf("process build after a source-only fetch: err = %v", err)
+	}
+}

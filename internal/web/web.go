@@ -94,7 +94,11 @@ func (w *Web) Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", w.public(w.home))
 	mux.Handle("GET /login", w.public(w.loginPage))
 	mux.Handle("POST /login", w.public(w.login))
-	mux.Handle("GET "+service.OAuthCallbackPath, w.signedIn(w.oauthCallback))
+	// The OAuth callback works without a session too: `slipway integration
+	// connect --oauth` prints a URL the user may open in a browser that is
+	// not signed in. The one-time state binds it to the organisation and
+	// user who started the flow.
+	mux.Handle("GET "+service.OAuthCallbackPath, w.public(w.oauthCallback))
 
 	// Signed in, no organisation in the URL.
 	mux.Handle("POST /logout", w.signedIn(w.logout))

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	dockerswarm "github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,9 @@ import (
 	"slipway.dev/slipway/internal/forge/gitlab"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
+	"slipway.dev/slipway/internal/runtime/images"
 	"slipway.dev/slipway/internal/runtime/process"
+	"slipway.dev/slipway/internal/runtime/swarm"
 	"slipway.dev/slipway/internal/sandbox"
 	"slipway.dev/slipway/internal/server"
 	"slipway.dev/slipway/internal/service"
@@ -64,15 +67,17 @@ func forges(logger *slog.Logger) map[slipway.Provider]forge.Provider {
 	}
 }
 
-// dockerRuntime adds image building to the docker runtime so the deploy
-// pipeline builds a Dockerfile for it.
+// dockerRuntime and swarmRuntime add image building and the image cache
+// to the image runtimes, so the deploy pipeline builds a Dockerfile for
+// them instead of running the process runtime's build plan.
 type dockerRuntime struct {
 	*docker.Runtime
-	cli *client.Client
+	images.Builder
 }
 
-func (d dockerRuntime) BuildImage(ctx context.Context, dir, dockerfile, tag string, noCache bool, logs io.Writer) (string, error) {
-	return docker.BuildImage(ctx, d.cli, dir, dockerfile, tag, noCache, logs)
+type swarmRuntime struct {
+	*swarm.Runtime
+	images.Builder
 }
 
 func newRuntime(name string, logger *slog.Logger) func(sb *sandbox.Manager) (runtime.Runtime, error) {
@@ -85,10 +90,40 @@ func newRuntime(name string, logger *slog.Logger) func(sb *sandbox.Manager) (run
 			if err != nil {
 				return nil, fmt.Errorf("docker client: %w", err)
 			}
-			return dockerRuntime{Runtime: docker.New(cli, docker.Options{Logger: logger}), cli: cli}, nil
+			return dockerRuntime{Runtime: docker.New(cli, docker.Options{Logger: logger}), Builder: images.Builder{Client: cli}}, nil
+		case "swarm":
+			cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+			if err != nil {
+				return nil, fmt.Errorf("docker client: %w", err)
+			}
+			if err := requireSwarmManager(context.Background(), cli); err != nil {
+				cli.Close()
+				return nil, err
+			}
+			return swarmRuntime{Runtime: swarm.New(cli, swarm.Options{Logger: logger}), Builder: images.Builder{Client: cli}}, nil
 		}
 		return nil, fmt.Errorf("unknown runtime %q (process, docker or swarm)", name)
 	}
+}
+
+// requireSwarmManager refuses to start the swarm runtime on a daemon that
+// is not a swarm manager. Slipway never creates or joins a swarm itself:
+// which address a swarm advertises is the operator's decision.
+func requireSwarmManager(ctx context.Context, cli client.SystemAPIClient) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	info, err := cli.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("swarm runtime: ask the Docker daemon: %w", err)
+	}
+	switch {
+	case info.Swarm.LocalNodeState != dockerswarm.LocalNodeStateActive:
+		return fmt.Errorf("swarm runtime: this Docker daemon is not part of a swarm (state %q); "+
+			"create one with `docker swarm init --advertise-addr <this host's address>` and start Slipway again", info.Swarm.LocalNodeState)
+	case !info.Swarm.ControlAvailable:
+		return fmt.Errorf("swarm runtime: this Docker daemon is a swarm worker; run Slipway against a manager node (promote it with `docker node promote`)")
+	}
+	return nil
 }
 
 func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) error {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,24 @@ import (
 
 // ImageBuilder is implemented by runtimes that run images (docker, swarm):
 // they build the release's image from the checked out source.
+// For them the pipeline only fetches the commit (no build plan runs on the
+// host) and tags the image per (Service, commit): see imageTag.
 type ImageBuilder interface {
 	BuildImage(ctx context.Context, dir, dockerfile, tag string, noCache bool, logs io.Writer) (string, error)
+}
+
+// ImageCache is implemented by image runtimes that can tell whether an
+// image exists, so a redeploy or rollback of a commit whose image was
+// built skips the fetch and the build (unless the deployment asks for no
+// cache).
+type ImageCache interface {
+	// ImageID returns the local image's ID, or "" when there is none.
+	ImageID(ctx context.Context, ref string) (string, error)
+}
+
+// imageTag names the image of a Service's commit.
+func imageTag(serviceID, sha string) string {
+	return "slipway/" + strings.ToLower(serviceID) + ":" + strings.ToLower(sha)
 }
 
 // Pipeline runs deployments.
@@ -167,6 +184,14 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 			return err
 		}
 	default:
+		if ib, ok := p.rt.(ImageBuilder); ok {
+			img, err := p.buildImage(ctx, ib, svc, d, env.Values, logs)
+			if err != nil {
+				return err
+			}
+			rel.Image = img
+			break
+		}
 		src, err := p.svc.CloneSourceFor(ctx, svc)
 		if err != nil {
 			return err
@@ -201,14 +226,6 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 		if res.Home != "" {
 			rel.Env["HOME"] = res.Home
 		}
-		if ib, ok := p.rt.(ImageBuilder); ok {
-			tag := "slipway/" + svc.ID + ":" + d.CommitSHA
-			img, err := ib.BuildImage(ctx, res.Dir, svc.Build.Dockerfile, tag, d.NoCache, logs)
-			if err != nil {
-				return err
-			}
-			rel.Image = img
-		}
 	}
 	if err := p.transition(ctx, d, slipway.DeployDeploying, logs); err != nil {
 		return err
@@ -223,6 +240,50 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 		return err
 	}
 	return p.goLive(ctx, svc, d, inst, logs)
+}
+
+// buildImage makes the image of d's commit: the existing one when the
+// commit was built before and d allows the cache, else the Dockerfile
+// (Build.Dockerfile, default "Dockerfile") of a fresh fetch. It returns
+// the image reference the runtime runs.
+func (p *Pipeline) buildImage(ctx context.Context, ib ImageBuilder, svc slipway.Service, d slipway.Deployment, env map[string]string, logs *logWriter) (string, error) {
+	tag := imageTag(svc.ID, d.CommitSHA)
+	if ic, ok := p.rt.(ImageCache); ok && !d.NoCache {
+		id, err := ic.ImageID(ctx, tag)
+		if err != nil {
+			return "", err
+		}
+		if id != "" {
+			if err := p.transition(ctx, d, slipway.DeployBuilding, logs); err != nil {
+				return "", err
+			}
+			fmt.Fprintf(logs, "reusing the image %s of this commit (cache)\n", tag)
+			return tag, nil
+		}
+	}
+	src, err := p.svc.CloneSourceFor(ctx, svc)
+	if err != nil {
+		return "", err
+	}
+	logs.addSecret(src.Creds.Password)
+	logs.addSecret(src.Creds.SSHKey)
+	fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
+	res, err := p.builder.Build(ctx, build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env, NoCache: d.NoCache, SourceOnly: true,
+		Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
+			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true}}, logs)
+	if err != nil {
+		return "", err
+	}
+	// The image holds everything the release needs; the checkout is only
+	// its build context.
+	defer os.RemoveAll(res.Checkout)
+	if err := p.transition(ctx, d, slipway.DeployBuilding, logs); err != nil {
+		return "", err
+	}
+	if _, err := ib.BuildImage(ctx, res.Dir, svc.Build.Dockerfile, tag, d.NoCache, logs); err != nil {
+		return "", err
+	}
+	return tag, nil
 }
 
 // goLive switches traffic to inst, retires the previous release and marks
@@ -329,7 +390,10 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 		return err
 	}
 	rel := runtime.Release{ServiceID: svc.ID, DeploymentID: d.ID, Env: withPlatformEnv(env.Values, svc, d), HealthPath: svc.Build.HealthPath, Replicas: svc.Build.Replicas, Image: svc.Image}
-	if svc.Type == slipway.ServiceApp {
+	if _, ok := p.rt.(ImageBuilder); ok && svc.Type == slipway.ServiceApp {
+		// The image of the commit was built when it was deployed.
+		rel.Image = imageTag(svc.ID, d.CommitSHA)
+	} else if svc.Type == slipway.ServiceApp {
 		src, err := p.svc.CloneSourceFor(ctx, svc)
 		if err != nil {
 			return err

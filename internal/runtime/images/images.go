@@ -1,0 +1,54 @@
+// Package images gives the image runtimes (docker, swarm) what the deploy
+// pipeline asks of them besides running releases: building a release's
+// image from its checked out source, and telling whether the image of a
+// commit already exists so a redeploy of that commit skips the build.
+//
+// Builder is meant to be embedded next to a runtime, so the runtime keeps
+// its own optional abilities (logs, status) and gains these two:
+//
+//	type dockerRuntime struct {
+//		*docker.Runtime
+//		images.Builder
+//	}
+package images
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/client"
+
+	"slipway.dev/slipway/internal/runtime/docker"
+)
+
+// Client is the part of the Docker client a Builder needs;
+// *client.Client satisfies it.
+type Client interface {
+	docker.ImageBuilder
+	client.ImageAPIClient
+}
+
+// Builder builds and finds release images on one Docker Engine.
+type Builder struct {
+	Client Client
+}
+
+// BuildImage builds dir's Dockerfile (empty means "Dockerfile") and tags
+// the result; see docker.BuildImage.
+func (b Builder) BuildImage(ctx context.Context, dir, dockerfile, tag string, noCache bool, logs io.Writer) (string, error) {
+	return docker.BuildImage(ctx, b.Client, dir, dockerfile, tag, noCache, logs)
+}
+
+// ImageID returns the ID of the local image ref, or "" when there is none.
+func (b Builder) ImageID(ctx context.Context, ref string) (string, error) {
+	img, err := b.Client.ImageInspect(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return img.ID, nil
+}

@@ -32,6 +32,7 @@ import (
 	"slipway.dev/slipway/internal/sandbox"
 	"slipway.dev/slipway/internal/server"
 	"slipway.dev/slipway/internal/testenv/giteatest"
+	"slipway.dev/slipway/internal/testenv/pgtest"
 )
 
 func TestMain(m *testing.M) { giteatest.Main(m) }
@@ -84,7 +85,7 @@ func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *s
 	}
 	srv, err := server.Start(context.Background(), server.Config{
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
-		DatabaseURL:       os.Getenv("SLIPWAY_E2E_DATABASE_URL"),
+		DatabaseURL:       databaseURL(t, dataDir),
 		ReconcileInterval: reconcile,
 		Forges:            forges(logger),
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
@@ -100,6 +101,24 @@ func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *s
 
 // workspaces remembers the workspace directory of each data directory.
 var workspaces sync.Map
+
+// databases remembers the database of each data directory.
+var databases sync.Map
+
+// databaseURL is "" (SQLite in the data directory) unless SLIPWAY_E2E_POSTGRES=1,
+// in which case each data directory gets its own fresh PostgreSQL database
+// on the test server (SLIPWAY_TEST_POSTGRES_URL).
+func databaseURL(t testing.TB, dataDir string) string {
+	if os.Getenv("SLIPWAY_E2E_POSTGRES") != "1" {
+		return ""
+	}
+	if u, ok := databases.Load(dataDir); ok {
+		return u.(string)
+	}
+	u := pgtest.URL(t)
+	databases.Store(dataDir, u)
+	return u
+}
 
 // api is a tiny JSON client for the test.
 type api struct {

@@ -282,7 +282,7 @@ func resendDelivery(t *testing.T, srv interface{ URL() string }, dataDir, integr
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx2(), "", dataDir, nil)
+	st, err := store.Open(ctx2(), databaseURL(t, dataDir), dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func startProc(t *testing.T, dataDir, wsDir, addr string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(slipwayBinary(t), "serve", "--data", dataDir, "--addr", addr)
+	cmd := exec.Command(slipwayBinary(t), "serve", "--data", dataDir, "--addr", addr, "--database-url", databaseURL(t, dataDir))
 	cmd.Env = append(os.Environ(), "SLIPWAY_WORKSPACES="+wsDir)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
@@ -149,7 +149,7 @@ func hookSecret(t *testing.T, dataDir, integrationID string) (hookID, secret str
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx2(), "", dataDir, nil)
+	st, err := store.Open(ctx2(), databaseURL(t, dataDir), dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

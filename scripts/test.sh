@@ -309,6 +309,11 @@ fi
 step "gofmt" check_gofmt
 step "go vet" go vet ./...
 step "go test" go test -p 2 -count=1 -timeout 30m ./...
+# The end-to-end suite once more with the control plane on PostgreSQL (River
+# on its database/sql driver), when the test PostgreSQL is up.
+if [ -n "${SLIPWAY_TEST_POSTGRES_URL:-}" ]; then
+	step "e2e on PostgreSQL" env SLIPWAY_E2E_POSTGRES=1 go test -count=1 -timeout 20m ./e2e
+fi
 run_fuzz
 
 echo

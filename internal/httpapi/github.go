@@ -90,7 +90,7 @@ func (api *API) GitHubBrowserHandlersFor(mux *http.ServeMux, userOf func(r *http
 
 // githubDonePath is the dashboard page a finished flow lands on.
 func githubDonePath(integ slipway.Integration) string {
-	return "/integrations/" + integ.ID
+	return "/orgs/" + integ.OrgID + "/integrations/" + integ.ID
 }
 
 var githubPageTemplate = template.Must(template.New("github").Parse(`<!doctype html>

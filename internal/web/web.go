@@ -136,6 +136,10 @@ func (w *Web) Register(mux *http.ServeMux) {
 	org("POST", "/services/{svc}/domains", w.setDomains)
 	org("POST", "/services/{svc}/deploy-hook", w.rotateDeployHook)
 
+	org("GET", "/projects", w.projectsPage)
+	org("GET", "/projects/{project}", w.projectPage)
+	mux.Handle("GET /projects/{project}", w.signedIn(w.legacyProjectURL))
+
 	org("GET", "/deployments/{dep}", w.deploymentPage)
 	org("GET", "/deployments/{dep}/events", w.deploymentEvents)
 	org("POST", "/deployments/{dep}/cancel", w.cancelDeployment)

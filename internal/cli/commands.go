@@ -288,7 +288,14 @@ func (a *app) connectCmd() *cobra.Command {
 				})
 			}
 			if in.createApp {
-				return errors.New("creating a GitHub App from its manifest happens in the dashboard: open Integrations → GitHub → Create App")
+				var out struct {
+					Integration slipway.Integration `json:"integration"`
+					FormURL     string              `json:"form_url"`
+				}
+				body := map[string]string{"org": in.org, "base_url": in.baseURL, "label": in.label}
+				return a.call(cmd, "POST", "/api/v1/integrations/github/manifest", body, &out, func(w io.Writer) {
+					fmt.Fprintf(w, "Integration %s is waiting for its GitHub App.\nOpen this URL in a browser to create the App on GitHub, then install it on the repositories to deploy:\n%s\n", out.Integration.ID, out.FormURL)
+				})
 			}
 			body := map[string]any{"provider": provider, "label": in.label, "base_url": in.baseURL, "internal_url": in.internalURL,
 				"token": in.token, "username": in.username, "url": in.repoURL, "ssh": in.ssh,

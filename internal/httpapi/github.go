@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 
@@ -76,7 +78,7 @@ func (api *API) GitHubBrowserHandlersFor(mux *http.ServeMux, userOf func(r *http
 		case q.Get("setup_action") == "update" && q.Get("state") == "":
 			// Changed from GitHub's settings: the installation webhook
 			// carries the change, nothing to verify here.
-			http.Redirect(w, r, "/integrations", http.StatusSeeOther)
+			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
 		integ, err := api.svc.GitHubSetup(r.Context(), user(r), q.Get("state"), q.Get("installation_id"))
@@ -86,7 +88,39 @@ func (api *API) GitHubBrowserHandlersFor(mux *http.ServeMux, userOf func(r *http
 		}
 		http.Redirect(w, r, githubDonePath(integ), http.StatusSeeOther)
 	})
+	mux.HandleFunc("GET "+service.GitHubManifestFormPath, func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		manifest, postURL, err := api.svc.GitHubManifestForm(r.Context(), q.Get("integration"), q.Get("state"))
+		if err != nil {
+			api.githubErrorPage(w, err)
+			return
+		}
+		nonce := make([]byte, 16)
+		_, _ = rand.Read(nonce)
+		n := base64.StdEncoding.EncodeToString(nonce)
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Cache-Control", "no-store")
+		_ = githubManifestTemplate.Execute(w, struct{ PostURL, Manifest, Nonce string }{postURL, manifest, n})
+	})
 }
+
+// githubManifestTemplate posts the App manifest to GitHub: GitHub's
+// manifest flow starts with a browser form POST, which a command line
+// cannot make, so the CLI prints this page's URL.
+var githubManifestTemplate = template.Must(template.New("manifest").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Create the GitHub App · Slipway</title></head>
+<body><main>
+<h1>Create Slipway's GitHub App</h1>
+<p>GitHub will show the App it is about to create, with the permissions Slipway needs: contents and metadata read, commit statuses write.</p>
+<form id="manifest" method="post" action="{{.PostURL}}">
+<input type="hidden" name="manifest" value="{{.Manifest}}">
+<button type="submit">Continue to GitHub</button>
+</form>
+<script nonce="{{.Nonce}}">document.getElementById("manifest").submit()</script>
+</main></body></html>
+`))
 
 // githubDonePath is the dashboard page a finished flow lands on.
 func githubDonePath(integ slipway.Integration) string {
@@ -99,7 +133,7 @@ var githubPageTemplate = template.Must(template.New("github").Parse(`<!doctype h
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
 {{if .Fix}}<p><strong>What to do:</strong> {{.Fix}}</p>{{end}}
-<p><a href="/integrations">Back to Integrations</a></p>
+<p><a href="/">Back to Slipway</a></p>
 </main></body></html>
 `))
 

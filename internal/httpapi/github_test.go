@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,34 @@ func TestGitHubManifestRoute(t *testing.T) {
 		t.Fatalf("manifest route: %d %+v", resp.StatusCode, res)
 	}
 
+	// The form page the CLI points at posts the same manifest to GitHub,
+	// and showing it does not spend the state (the callback needs it).
+	formURL, err := url.Parse(res.FormURL)
+	if err != nil || formURL.Path != service.GitHubManifestFormPath {
+		t.Fatalf("form URL %q", res.FormURL)
+	}
+	local := base + formURL.RequestURI() // the public URL names another host: ask the test server
+	for range 2 {
+		page, err := noRedirects().Get(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if page.StatusCode != 200 || !strings.Contains(string(body), `action="`+strings.ReplaceAll(res.PostURL, "&", "&amp;")+`"`) ||
+			!strings.Contains(string(body), `name="manifest"`) || !strings.Contains(page.Header.Get("Content-Security-Policy"), "nonce-") {
+			t.Fatalf("manifest form page: %d\n%s", page.StatusCode, body)
+		}
+	}
+	bad, err := noRedirects().Get(strings.Replace(local, "state=", "state=x", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Body.Close()
+	if bad.StatusCode != http.StatusBadRequest {
+		t.Errorf("manifest form with a wrong state: %d, want 400", bad.StatusCode)
+	}
+
 	// Without a bearer token the route is refused.
 	resp2, err := http.Post(base+"/api/v1/integrations/github/manifest", "application/json", strings.NewReader(`{}`))
 	if err != nil {
@@ -116,7 +145,7 @@ func TestGitHubBrowserHandlers(t *testing.T) {
 	}
 	// A change made from GitHub's settings carries no state: back to the list.
 	resp, _ = get(service.GitHubSetupPath + "?installation_id=60001&setup_action=update")
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/integrations" {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Errorf("update without state: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// An installation request waiting for an owner is not an error.

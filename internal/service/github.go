@@ -75,6 +75,7 @@ type GitHubManifestResult struct {
 	PostURL     string              `json:"post_url"`
 	Manifest    string              `json:"manifest"` // the App manifest JSON document
 	State       string              `json:"state"`
+	FormURL     string              `json:"form_url"` // a Slipway page that posts the manifest (for the CLI)
 }
 
 // gitHubAppFlow is what the GitHub provider offers for the App flows.
@@ -120,7 +121,7 @@ func (s *Service) GitHubManifestStart(ctx context.Context, a Actor, in GitHubMan
 		Label: firstNonEmpty(in.Label, "GitHub"), AuthMethod: slipway.AuthGitHubApp, BaseURL: base, Status: slipway.IntegrationPending,
 		StatusReason: "the GitHub App is being created on GitHub",
 		StatusFix:    "finish creating the App on GitHub; if the page was closed, start again from Integrations",
-		Settings:     map[string]string{}, CreatedAt: now, UpdatedAt: now}
+		Settings:     map[string]string{"github_org": in.Org}, CreatedAt: now, UpdatedAt: now}
 	state, _ := newSecretToken("")
 	manifest, postURL, err := flow.AppManifest(public, base, in.Org, gitHubAppName(public), s.hookURL(integ), state)
 	if err != nil {
@@ -141,7 +142,8 @@ func (s *Service) GitHubManifestStart(ctx context.Context, a Actor, in GitHubMan
 	if err != nil {
 		return GitHubManifestResult{}, fmt.Errorf("start GitHub App creation: %w", err)
 	}
-	return GitHubManifestResult{Integration: integ, PostURL: postURL, Manifest: string(manifest), State: state}, nil
+	return GitHubManifestResult{Integration: integ, PostURL: postURL, Manifest: string(manifest), State: state,
+		FormURL: s.GitHubManifestFormURL(integ.ID, state)}, nil
 }
 
 // gitHubAppName proposes the App's name: GitHub names are unique across
@@ -435,4 +437,39 @@ func (s *Service) routeToInstallation(ctx context.Context, integ slipway.Integra
 		return integ, err
 	}
 	return other, nil
+}
+
+// GitHubManifestFormPath serves the page that posts the App manifest to
+// GitHub; the CLI prints its URL (`slipway integration connect github
+// --create-app`) because a manifest must be POSTed by a browser.
+const GitHubManifestFormPath = "/integrations/github/create"
+
+// GitHubManifestFormURL is where a browser starts creating the App.
+func (s *Service) GitHubManifestFormURL(integrationID, state string) string {
+	return strings.TrimRight(s.cfg.PublicURL, "/") + GitHubManifestFormPath + "?integration=" + url.QueryEscape(integrationID) + "&state=" + url.QueryEscape(state)
+}
+
+// GitHubManifestForm rebuilds the manifest and GitHub's form address for
+// a started App creation, without spending its one-time state (the
+// manifest callback spends it).
+func (s *Service) GitHubManifestForm(ctx context.Context, integrationID, state string) (manifest, postURL string, err error) {
+	st, err := s.store.PeekOAuthState(ctx, state, s.now().UTC())
+	if err != nil || st.Purpose != statePurposeGitHubManifest || st.IntegrationID != integrationID {
+		return "", "", slipway.Errorf(slipway.ECodeInvalid, "this link to create the GitHub App was already used or has expired").
+			WithFix("start again: slipway integration connect github --create-app, or Integrations → GitHub in the dashboard")
+	}
+	integ, err := s.store.GetIntegration(ctx, st.OrgID, integrationID)
+	if err != nil {
+		return "", "", err
+	}
+	flow, err := s.gitHubFlow()
+	if err != nil {
+		return "", "", err
+	}
+	public := strings.TrimRight(s.cfg.PublicURL, "/")
+	m, post, err := flow.AppManifest(public, integ.BaseURL, integ.Settings["github_org"], gitHubAppName(public), s.hookURL(integ), state)
+	if err != nil {
+		return "", "", err
+	}
+	return string(m), post, nil
 }

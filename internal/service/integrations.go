@@ -423,7 +423,20 @@ func (s *Service) SyncRepos(ctx context.Context, a Actor, id string) (int, error
 	if !ok {
 		return 0, slipway.Errorf(slipway.ECodeInvalid, "%s cannot list repositories", integ.Provider)
 	}
+	// With conditional requests, a re-sync where nothing changed costs no
+	// rate limit (providers do not count a 304) and writes nothing.
+	if cl, ok := l.(conditionalLister); ok {
+		unchanged, n, err := s.resyncIfChanged(ctx, cl, c, integ)
+		if err != nil {
+			s.markNeedsAttention(ctx, integ, err)
+			return 0, err
+		}
+		if unchanged {
+			return n, nil
+		}
+	}
 	var all []forge.Repo
+	var etags []string
 	for page := 1; page != 0; {
 		res, err := l.ListRepos(ctx, c, forge.ListOptions{Page: page, PerPage: 100})
 		if err != nil {
@@ -431,12 +444,49 @@ func (s *Service) SyncRepos(ctx context.Context, a Actor, id string) (int, error
 			return 0, err
 		}
 		all = append(all, res.Repos...)
+		etags = append(etags, res.ETag)
 		page = res.NextPage
 	}
-	if err := s.store.ReplaceIntegrationRepos(ctx, a.OrgID, id, all, ""); err != nil {
+	if err := s.store.ReplaceIntegrationRepos(ctx, a.OrgID, id, all, strings.Join(etags, "\n")); err != nil {
 		return 0, err
 	}
 	return len(all), nil
+}
+
+// conditionalLister is a RepoLister that can ask "changed since this
+// ETag?" per page (GitHub).
+type conditionalLister interface {
+	ListReposIfChanged(ctx context.Context, c *forge.Conn, opt forge.ListOptions, etag string) (forge.RepoPage, bool, error)
+}
+
+// resyncIfChanged asks every page with its stored ETag. unchanged is true
+// when every page answered "not modified" and the page count is the same:
+// the cache is current. Any change means a full listing follows.
+func (s *Service) resyncIfChanged(ctx context.Context, cl conditionalLister, c *forge.Conn, integ slipway.Integration) (unchanged bool, n int, err error) {
+	stored, err := s.store.IntegrationReposETag(ctx, integ.OrgID, integ.ID)
+	if err != nil || stored == "" {
+		return false, 0, err
+	}
+	etags := strings.Split(stored, "\n")
+	pages := 0
+	for page := 1; page != 0; pages++ {
+		if pages >= len(etags) || etags[pages] == "" {
+			return false, 0, nil
+		}
+		res, notModified, err := cl.ListReposIfChanged(ctx, c, forge.ListOptions{Page: page, PerPage: 100}, etags[pages])
+		if err != nil {
+			return false, 0, err
+		}
+		if !notModified {
+			return false, 0, nil
+		}
+		page = res.NextPage
+	}
+	if pages != len(etags) {
+		return false, 0, nil
+	}
+	_, total, err := s.store.ListIntegrationRepos(ctx, integ.OrgID, integ.ID, "", store.Page{Limit: 1})
+	return true, total, err
 }
 
 // ListRepos is the repository picker: the cached list of repositories the

@@ -142,7 +142,8 @@ func testImageRuntimePushToLive(t *testing.T, g *giteatest.Server, cli *client.C
 		t.Fatalf("build the prebuilt image: %v", err)
 	}
 
-	srv := startServerWith(t, filepath.Join(t.TempDir(), "data"), "", -1, newRuntime)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv := startServerWith(t, dataDir, "", -1, newRuntime)
 	c := api{t: t, base: srv.URL(), token: srv.Bootstrap.Token}
 
 	var integ slipway.Integration
@@ -164,7 +165,7 @@ func testImageRuntimePushToLive(t *testing.T, g *giteatest.Server, cli *client.C
 	c.must("POST", env, map[string]any{"name": "static", "type": "docker", "image": prebuilt}, &imgSvc)
 	// Whatever the test leaves running or built is removed at the end,
 	// after the server stopped.
-	cleanupReleases(t, cli, srv, svc.ID, imgSvc.ID)
+	cleanupReleases(t, cli, func() *server.Server { return srv }, svc.ID, imgSvc.ID)
 
 	host := "web.production." + appName + ".localhost"
 	answers := func(want string) func() bool {
@@ -224,6 +225,24 @@ func testImageRuntimePushToLive(t *testing.T, g *giteatest.Server, cli *client.C
 		t.Error("rollback did not pause auto-deploy")
 	}
 
+	// A restart of Slipway routes the live release again from its image:
+	// nothing is fetched or built, and no deployment is created.
+	before := len(c.deployments(svc.ID))
+	addr := srv.Addr()
+	sctx, scancel := contextWithTimeout(30 * time.Second)
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Logf("shutdown: %v", err)
+	}
+	scancel()
+	srv = startServerWith(t, dataDir, addr, -1, newRuntime)
+	waitFor(t, "v1 to answer after a restart", time.Minute, answers("v1"))
+	if n := len(c.deployments(svc.ID)); n != before {
+		t.Errorf("the restart created %d deployments", n-before)
+	}
+	if l := deploymentLog(c, rb.ID); !strings.Contains(l, "restarting the live release") || strings.Contains(l, "fetching") {
+		t.Errorf("the restart did not restore the release from its image:\n%s", l)
+	}
+
 	// A docker-type Service runs its image as it is.
 	var imgDep slipway.Deployment
 	c.must("POST", "/api/v1/services/"+imgSvc.ID+"/deploy", map[string]any{}, &imgDep)
@@ -249,11 +268,11 @@ func deploymentLog(c api, id string) string {
 // cleanupReleases stops srv at the end of the test, then removes the
 // containers, swarm services and images Slipway made for the given
 // Services.
-func cleanupReleases(t *testing.T, cli *client.Client, srv *server.Server, serviceIDs ...string) {
+func cleanupReleases(t *testing.T, cli *client.Client, srv func() *server.Server, serviceIDs ...string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := srv().Shutdown(ctx); err != nil {
 			t.Logf("shutdown: %v", err)
 		}
 		for _, id := range serviceIDs {

@@ -261,6 +261,28 @@ func TestGiteaPushToLive(t *testing.T) {
 	if n := countSHA(c.deployments(svc.ID), sha5); n != 1 {
 		t.Errorf("commit %s has %d deployments after a second reconcile; want exactly 1", sha5, n)
 	}
+
+	// Stop: the host stops answering and the release is stopped; restart
+	// brings the same release back without a build.
+	c.must("POST", "/api/v1/services/"+svc.ID+"/stop", nil, nil)
+	waitFor(t, "the stopped service to stop answering", 30*time.Second, func() bool {
+		code, _, _ := get(srv2.URL(), host)
+		return code == http.StatusNotFound
+	})
+	var stopped slipway.Deployment
+	c.must("GET", "/api/v1/deployments/"+missed.ID, nil, &stopped)
+	if stopped.Status != slipway.DeployStopped {
+		t.Errorf("after stop the release is %s, want stopped", stopped.Status)
+	}
+	c.must("POST", "/api/v1/services/"+svc.ID+"/restart", nil, nil)
+	waitFor(t, "the restarted release to answer", time.Minute, func() bool {
+		_, body, _ := get(srv2.URL(), host)
+		return body == "hello from "+sha5+"\n"
+	})
+	before = len(c.deployments(svc.ID))
+	if before != len(c.deployments(svc.ID)) || c.waitLive(missed.ID, 10*time.Second).Status != slipway.DeployLive {
+		t.Error("restart should bring the same deployment back live, without a new deployment")
+	}
 }
 
 func countSHA(ds []slipway.Deployment, sha string) int {

@@ -576,6 +576,15 @@ func (a *app) serviceCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd, "DELETE", "/api/v1/services/"+esc(args[0]), nil, nil, func(w io.Writer) { fmt.Fprintln(w, "Deleted "+args[0]) })
 		}})
+	for _, verb := range []string{"restart", "stop"} {
+		c.AddCommand(&cobra.Command{Use: verb + " SERVICE", Short: map[string]string{"restart": "Restart the live release (no build)", "stop": "Stop the live release"}[verb], Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var out slipway.Service
+				return a.call(cmd, "POST", "/api/v1/services/"+esc(args[0])+"/"+verb, nil, &out, func(w io.Writer) {
+					fmt.Fprintf(w, "%s of %s queued\n", verb, args[0])
+				})
+			}})
+	}
 	c.AddCommand(&cobra.Command{Use: "resume SERVICE", Short: "Resume auto-deploy after a rollback", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out slipway.Service

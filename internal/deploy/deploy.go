@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -293,21 +294,13 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 	if err != nil {
 		return err
 	}
-	if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, slipway.DeployLive, ""); err != nil {
+	replaced, err := p.takeLive(ctx, svc, d)
+	if err != nil {
 		_ = p.rt.Stop(context.WithoutCancel(ctx), d.ID)
 		return fmt.Errorf("go live: %w", err)
 	}
 	previous := p.router.Switch(hosts, inst)
 	fmt.Fprintf(logs, "==> live at %s\n", strings.Join(hosts, ", "))
-	prevID := svc.LiveDeploymentID
-	if err := p.st.SetLiveDeployment(ctx, svc.OrgID, svc.ID, d.ID); err != nil {
-		return err
-	}
-	if prevID != "" && prevID != d.ID {
-		if _, err := p.st.TransitionDeployment(ctx, svc.OrgID, prevID, slipway.DeployReplaced, "replaced by "+d.ID); err != nil {
-			p.log.Warn("mark previous release replaced", "deployment", prevID, "err", err)
-		}
-	}
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		dctx, cancel := context.WithTimeout(bg, 30*time.Second)
@@ -315,7 +308,7 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 		for _, addr := range previous {
 			_ = p.router.Drain(dctx, addr)
 		}
-		if prevID != "" && prevID != d.ID {
+		for _, prevID := range replaced {
 			if err := p.rt.Stop(bg, prevID); err != nil {
 				p.log.Warn("stop previous release", "deployment", prevID, "err", err)
 			}
@@ -323,6 +316,97 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 	}()
 	p.svc.ReportStatus(bg, svc, d, forge.StatusSuccess, "live")
 	return nil
+}
+
+// takeLive marks d live, makes it the Service's live release and marks
+// every other live release of the Service replaced, in one transaction.
+// Setting the Service's live pointer first locks its row, so two
+// pipelines of one Service (two workers, or two replicas) go live one
+// after the other and the later one retires the earlier: a Service never
+// keeps two live deployments. The snapshot svc was read when the pipeline
+// started and may be stale, so the previous releases are read again here.
+// It returns the releases replaced, to stop.
+func (p *Pipeline) takeLive(ctx context.Context, svc slipway.Service, d slipway.Deployment) ([]string, error) {
+	var replaced []string
+	err := p.st.InTx(ctx, func(tx *store.Tx) error {
+		replaced = replaced[:0]
+		if err := tx.SetLiveDeployment(ctx, svc.OrgID, svc.ID, d.ID); err != nil {
+			return err
+		}
+		if _, err := tx.TransitionDeployment(ctx, d.OrgID, d.ID, slipway.DeployLive, ""); err != nil {
+			return err
+		}
+		recent, _, err := tx.ListDeployments(ctx, svc.OrgID, svc.ID, store.Page{Limit: 50})
+		if err != nil {
+			return err
+		}
+		for _, o := range recent {
+			if o.ID == d.ID || o.Status != slipway.DeployLive {
+				continue
+			}
+			if _, err := tx.TransitionDeployment(ctx, svc.OrgID, o.ID, slipway.DeployReplaced, "replaced by "+d.ID); err != nil {
+				return fmt.Errorf("mark previous release %s replaced: %w", o.ID, err)
+			}
+			replaced = append(replaced, o.ID)
+		}
+		return nil
+	})
+	// The release this pipeline found live when it started is stopped
+	// too, whatever its status now (stopping a stopped one is harmless).
+	if prev := svc.LiveDeploymentID; err == nil && prev != "" && prev != d.ID && !slices.Contains(replaced, prev) {
+		replaced = append(replaced, prev)
+	}
+	return replaced, err
+}
+
+// Act restarts or stops a Service's current release (a job body).
+// Restart stops the process and starts it again from the cached build
+// (a brief gap: the process runtime keys a release by its deployment);
+// stop removes the Service's hosts from the router first, then stops it.
+func (p *Pipeline) Act(ctx context.Context, orgID, serviceID, action string) error {
+	svc, err := p.st.GetService(ctx, orgID, serviceID)
+	if err != nil || svc.LiveDeploymentID == "" {
+		return nil
+	}
+	d, err := p.st.GetDeployment(ctx, orgID, svc.LiveDeploymentID)
+	if err != nil {
+		return err
+	}
+	logs := newLogWriter(ctx, p.st, d.ID)
+	defer logs.Close()
+	switch action {
+	case service.ActionStop:
+		if d.Status != slipway.DeployLive {
+			return nil
+		}
+		hosts, err := p.hosts(ctx, svc)
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			p.router.Remove(h)
+		}
+		if err := p.rt.Stop(ctx, d.ID); err != nil {
+			return err
+		}
+		fmt.Fprintln(logs, "==> stopped")
+		_, err = p.st.TransitionDeployment(ctx, orgID, d.ID, slipway.DeployStopped, "stopped")
+		return err
+	case service.ActionRestart:
+		if d.Status == slipway.DeployLive {
+			if err := p.rt.Stop(ctx, d.ID); err != nil {
+				return err
+			}
+		}
+		if d.Status == slipway.DeployStopped {
+			if _, err := p.st.TransitionDeployment(ctx, orgID, d.ID, slipway.DeployLive, ""); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(logs, "==> restarting")
+		return p.restore(ctx, d)
+	}
+	return fmt.Errorf("unknown release action %q", action)
 }
 
 // hosts are the host names a Service answers on.

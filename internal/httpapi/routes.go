@@ -338,6 +338,16 @@ func (api *API) table() []route {
 				d, err := s.Rollback(r.Context(), a, r.PathValue("svc"), in.To)
 				return respond(w, 202, d, err)
 			}},
+		{method: "POST", pattern: "/api/v1/services/{svc}/restart", summary: "Restart the live release (no build)", tag: "deployments", response: slipway.Service{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				svc, err := s.RestartService(r.Context(), a, r.PathValue("svc"))
+				return respond(w, 202, svc, err)
+			}},
+		{method: "POST", pattern: "/api/v1/services/{svc}/stop", summary: "Stop the live release (its hosts stop answering)", tag: "deployments", response: slipway.Service{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				svc, err := s.StopService(r.Context(), a, r.PathValue("svc"))
+				return respond(w, 202, svc, err)
+			}},
 		{method: "POST", pattern: "/api/v1/services/{svc}/resume-auto-deploy", summary: "Resume auto-deploy after a rollback", tag: "services", response: slipway.Service{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
 				svc, err := s.ResumeAutoDeploy(r.Context(), a, r.PathValue("svc"))

@@ -63,6 +63,21 @@ func (ReconcileArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: 10 * time.Second}}
 }
 
+// ActionArgs restarts or stops a Service's live release.
+type ActionArgs struct {
+	OrgID     string `json:"org_id"`
+	ServiceID string `json:"service_id"`
+	Action    string `json:"action"` // "restart" or "stop"
+}
+
+// Kind implements river.JobArgs.
+func (ActionArgs) Kind() string { return "service_action" }
+
+// InsertOpts runs actions on the deploy queue, ordered with deployments.
+func (ActionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: "deploy", MaxAttempts: 1}
+}
+
 // SweepArgs re-processes deliveries whose job was lost (a killed process
 // leaves its running jobs to River's hour-long stuck-job rescue).
 type SweepArgs struct{}
@@ -80,6 +95,7 @@ const sweepInterval = 30 * time.Second
 
 // Handlers are the use cases the workers call.
 type Handlers struct {
+	Action          func(ctx context.Context, orgID, serviceID, action string) error
 	Sweep           func(ctx context.Context) error
 	Deploy          func(ctx context.Context, orgID, deploymentID string) error
 	ProcessDelivery func(ctx context.Context, orgID, deliveryID string) error
@@ -150,6 +166,11 @@ func New(st *store.Store, h Handlers, cfg Config, logger *slog.Logger) (*Queue, 
 		river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[ReconcileArgs]) error {
 			return h.Reconcile(ctx)
 		}))
+		if h.Action != nil {
+			river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[ActionArgs]) error {
+				return h.Action(ctx, j.Args.OrgID, j.Args.ServiceID, j.Args.Action)
+			}))
+		}
 		if h.Sweep != nil {
 			river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[SweepArgs]) error {
 				return h.Sweep(ctx)
@@ -191,6 +212,12 @@ func (q *Queue) EnqueueDeploy(ctx context.Context, tx *store.Tx, orgID, deployme
 // EnqueueDelivery inserts a delivery-processing job in tx.
 func (q *Queue) EnqueueDelivery(ctx context.Context, tx *store.Tx, orgID, deliveryID string) error {
 	_, err := q.client.InsertTx(ctx, tx.SQLTx(), DeliveryArgs{OrgID: orgID, DeliveryID: deliveryID}, nil)
+	return err
+}
+
+// EnqueueServiceAction inserts a restart or stop of a Service in tx.
+func (q *Queue) EnqueueServiceAction(ctx context.Context, tx *store.Tx, orgID, serviceID, action string) error {
+	_, err := q.client.InsertTx(ctx, tx.SQLTx(), ActionArgs{OrgID: orgID, ServiceID: serviceID, Action: action}, nil)
 	return err
 }
 

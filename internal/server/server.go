@@ -91,6 +91,10 @@ func (p *queueProxy) EnqueueDeploy(ctx context.Context, tx *store.Tx, orgID, id 
 	return p.q.EnqueueDeploy(ctx, tx, orgID, id)
 }
 
+func (p *queueProxy) EnqueueServiceAction(ctx context.Context, tx *store.Tx, orgID, serviceID, action string) error {
+	return p.q.EnqueueServiceAction(ctx, tx, orgID, serviceID, action)
+}
+
 func (p *queueProxy) EnqueueDelivery(ctx context.Context, tx *store.Tx, orgID, id string) error {
 	return p.q.EnqueueDelivery(ctx, tx, orgID, id)
 }
@@ -197,6 +201,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		Deploy:          s.Pipeline.Run,
 		ProcessDelivery: svc.ProcessDelivery,
 		Sweep:           svc.SweepDeliveries,
+		Action:          s.Pipeline.Act,
 		Reconcile: func(ctx context.Context) error {
 			_, err := svc.Reconcile(ctx)
 			return err
@@ -275,8 +280,13 @@ func (s *Server) handler() http.Handler {
 			_, _ = w.Write([]byte(`<!doctype html><title>Slipway</title><h1>Slipway</h1><p>The control plane is running. Use the API at <a href="/api/v1/openapi.json">/api/v1</a>.</p>`))
 		})
 	}
+	suffix := "." + strings.ToLower(s.cfg.BaseDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, _, ok := s.Router.Lookup(r.Host); ok {
+		// A routed host goes to its release; any other name under the base
+		// domain is a Service host with no live release (stopped, never
+		// deployed), answered by the router's "nothing here" page rather
+		// than the control plane's own pages.
+		if _, _, ok := s.Router.Lookup(r.Host); ok || strings.HasSuffix(router.NormalizeHost(r.Host), suffix) {
 			s.Router.ServeHTTP(w, r)
 			return
 		}

@@ -304,3 +304,52 @@ func (s *Service) ReportStatus(ctx context.Context, svc slipway.Service, d slipw
 		s.log.Warn("report commit status", "deployment", d.ID, "err", err)
 	}
 }
+
+// Release actions.
+const (
+	ActionRestart = "restart"
+	ActionStop    = "stop"
+)
+
+// actionJobs is implemented by job queues that can restart and stop
+// releases (the deploy workers carry them out, in order with deployments).
+type actionJobs interface {
+	EnqueueServiceAction(ctx context.Context, tx *store.Tx, orgID, serviceID, action string) error
+}
+
+// RestartService restarts the Service's live (or stopped) release in place,
+// without building anything.
+func (s *Service) RestartService(ctx context.Context, a Actor, serviceRef string) (slipway.Service, error) {
+	return s.releaseAction(ctx, a, serviceRef, ActionRestart)
+}
+
+// StopService stops the Service's live release: its hosts stop answering
+// until a restart or a new deployment.
+func (s *Service) StopService(ctx context.Context, a Actor, serviceRef string) (slipway.Service, error) {
+	return s.releaseAction(ctx, a, serviceRef, ActionStop)
+}
+
+func (s *Service) releaseAction(ctx context.Context, a Actor, serviceRef, action string) (slipway.Service, error) {
+	if err := a.can(slipway.ResDeployments, slipway.ActUpdate); err != nil {
+		return slipway.Service{}, err
+	}
+	svc, err := s.resolveService(ctx, a.OrgID, serviceRef)
+	if err != nil {
+		return slipway.Service{}, err
+	}
+	if svc.LiveDeploymentID == "" {
+		return slipway.Service{}, slipway.Errorf(slipway.ECodeConflict, "service %s has no release to %s: deploy it first", svc.Name, action)
+	}
+	aj, ok := s.jobs.(actionJobs)
+	if !ok {
+		return slipway.Service{}, slipway.Errorf(slipway.ECodeUnavailable, "this server cannot %s releases", action)
+	}
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := aj.EnqueueServiceAction(ctx, tx, a.OrgID, svc.ID, action); err != nil {
+			return err
+		}
+		s.audit(ctx, tx, a, "service."+action, "service", svc.ID, map[string]string{"deployment": svc.LiveDeploymentID})
+		return nil
+	})
+	return svc, err
+}

@@ -37,6 +37,12 @@
     var phases = document.getElementById("phases");
     var errBox = document.getElementById("deployment-error");
     var liveLink = document.getElementById("live-link");
+    var cancelForm = document.getElementById("cancel-deployment");
+    // seconds formats a phase's duration the way the server renders it.
+    var seconds = function (ms) {
+      var s = Math.round(ms / 100) / 10;
+      return s < 60 ? s + "s" : Math.floor(s / 60) + "m" + Math.round(s % 60) + "s";
+    };
     var showStatus = function (d) {
       badge.textContent = d.status;
       badge.dataset.status = d.status;
@@ -46,7 +52,14 @@
       if (failed) {
         (d.phases || []).forEach(function (p) { cur = Math.max(cur, order.indexOf(p.phase)); });
       }
+      var timing = {};
+      (d.phases || []).forEach(function (p) { timing[p.phase] = p; });
       phases.querySelectorAll("li").forEach(function (li, i) {
+        var t = timing[li.dataset.phase], small = li.querySelector("small");
+        if (t && small && li.dataset.phase !== "live") {
+          var end = t.finished_at ? Date.parse(t.finished_at) : Date.now();
+          small.textContent = seconds(end - Date.parse(t.started_at));
+        }
         var state = "pending";
         if (d.status === "live" || d.status === "replaced" || d.status === "stopped" || i < cur) state = "done";
         else if (i === cur) state = failed ? "failed" : "current";
@@ -54,6 +67,8 @@
       });
       if (d.error) { errBox.querySelector("strong").textContent = d.error; errBox.classList.remove("hidden"); }
       if (d.status === "live") liveLink.classList.remove("hidden");
+      var running = d.status !== "live" && order.indexOf(d.status) >= 0;
+      if (cancelForm && !running) cancelForm.classList.add("hidden");
     };
     var follow = true;
     log.addEventListener("scroll", function () { follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 8; });
@@ -62,7 +77,10 @@
       var l = JSON.parse(e.data);
       var span = document.createElement("span");
       if (l.Stream === "stderr") span.className = "stderr";
-      span.textContent = l.Text + "\n";
+      // Progress output rewrites its line with carriage returns, as a
+      // terminal would show it only the last state is kept.
+      var parts = l.Text.split("\r").filter(function (p) { return p !== ""; });
+      span.textContent = (parts.length ? parts[parts.length - 1] : "") + "\n";
       log.appendChild(span);
       if (follow) log.scrollTop = log.scrollHeight;
     });

@@ -2,7 +2,6 @@ package bitbucket
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -78,23 +77,12 @@ func VerifySignature(header http.Header, body []byte, secret string) bool {
 		sig = header.Get("X-Hub-Signature-256")
 	}
 	hexSig, ok := strings.CutPrefix(sig, "sha256=")
-	if !ok || secret == "" {
-		return false
-	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	return ok && forge.ValidHMACSHA256(hexSig, body, secret)
 }
 
 // Sign returns the X-Hub-Signature value Bitbucket would send for body.
 func Sign(body []byte, secret string) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return "sha256=" + forge.SignHMACSHA256(body, secret)
 }
 
 type hookRepo struct {

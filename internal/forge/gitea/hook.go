@@ -1,9 +1,6 @@
 package gitea
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,13 +28,7 @@ const zeroSHA = "0000000000000000000000000000000000000000"
 // Sign sets the signature header Gitea sends: the hex HMAC-SHA256 of the
 // raw body under the hook's secret.
 func Sign(h http.Header, body []byte, secret string) {
-	h.Set(headerSignature, signature(body, secret))
-}
-
-func signature(body []byte, secret string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
+	h.Set(headerSignature, forge.SignHMACSHA256(body, secret))
 }
 
 func firstHeader(h http.Header, names ...string) string {
@@ -53,16 +44,7 @@ func firstHeader(h http.Header, names ...string) string {
 // time and before anything is parsed, then normalizes it.
 func (p *Provider) ParseHook(h http.Header, body []byte, secret string) (slipway.Event, error) {
 	got := firstHeader(h, headerSignature, headerForgejoSignature)
-	if secret == "" || got == "" {
-		return slipway.Event{}, forge.ErrBadSignature
-	}
-	gotMAC, err := hex.DecodeString(strings.TrimSpace(got))
-	if err != nil {
-		return slipway.Event{}, forge.ErrBadSignature
-	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	if !hmac.Equal(gotMAC, m.Sum(nil)) {
+	if got == "" || !forge.ValidHMACSHA256(strings.TrimSpace(got), body, secret) {
 		return slipway.Event{}, forge.ErrBadSignature
 	}
 

@@ -1,9 +1,6 @@
 package github
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -71,23 +68,12 @@ func installationOf(body []byte) string {
 // secret never verifies: an unconfigured App must not accept anything.
 func validSignature(sig string, body []byte, secret string) bool {
 	hexSig, ok := strings.CutPrefix(sig, "sha256=")
-	if !ok || secret == "" {
-		return false
-	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	return ok && forge.ValidHMACSHA256(hexSig, body, secret)
 }
 
 // Sign returns the X-Hub-Signature-256 value GitHub sends for body.
 func Sign(body []byte, secret string) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return "sha256=" + forge.SignHMACSHA256(body, secret)
 }
 
 // Payload shapes: only the fields Slipway reads.

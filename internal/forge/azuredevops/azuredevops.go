@@ -29,6 +29,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/restapi"
 )
 
 // Scope names as the token page shows them.
@@ -105,7 +106,7 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 		switch {
 		case err == nil:
 			res.Scopes = append(res.Scopes, pr.scope)
-		case isStatus(err, http.StatusUnauthorized) || (isStatus(err, http.StatusForbidden) && !rateLimitedErr(err)):
+		case restapi.IsStatus(err, http.StatusUnauthorized) || (restapi.IsStatus(err, http.StatusForbidden) && !restapi.RateLimited(err)):
 			res.Missing = append(res.Missing, pr.scope)
 		default:
 			return res, apiError("probe "+pr.scope, err, nil)
@@ -120,11 +121,6 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 		return res, fmt.Errorf("azuredevops: check scopes: %w", e)
 	}
 	return res, nil
-}
-
-func rateLimitedErr(err error) bool {
-	he, ok := err.(*httpError)
-	return ok && rateLimited(he.Header)
 }
 
 type gitRepo struct {

@@ -13,6 +13,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/restapi"
 )
 
 // hookUser is the basic-auth user name of service hook deliveries; only
@@ -74,7 +75,7 @@ func (p *Provider) RemoveHook(ctx context.Context, c *forge.Conn, repo forge.Rep
 		return err
 	}
 	if _, err := cl.do(ctx, http.MethodDelete, "_apis/hooks/subscriptions/"+url.PathEscape(hookID), nil, nil, nil); err != nil {
-		if isStatus(err, http.StatusNotFound) {
+		if restapi.IsStatus(err, http.StatusNotFound) {
 			return nil
 		}
 		return apiError("delete service hook", err, nil)

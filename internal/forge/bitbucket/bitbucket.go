@@ -26,6 +26,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/restapi"
 )
 
 // Default endpoints; an integration's base URL overrides the API one (and
@@ -121,7 +122,7 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 	switch {
 	case err == nil:
 		res.Account = orDefault(user.Username, orDefault(user.Nickname, user.DisplayName))
-	case c.Integration.AuthMethod == slipway.AuthToken && (isStatus(err, http.StatusUnauthorized) || isStatus(err, http.StatusForbidden)) && workspaceOf(c) != "":
+	case c.Integration.AuthMethod == slipway.AuthToken && (restapi.IsStatus(err, http.StatusUnauthorized) || restapi.IsStatus(err, http.StatusForbidden)) && workspaceOf(c) != "":
 		ws := workspaceOf(c)
 		var probe struct{}
 		header, err = cl.do(ctx, http.MethodGet, "/2.0/repositories/"+url.PathEscape(ws), url.Values{"pagelen": {"1"}}, nil, &probe)
@@ -293,7 +294,7 @@ func (p *Provider) GetRepo(ctx context.Context, c *forge.Conn, repoID string) (f
 	}
 	var r repository
 	if _, err := cl.do(ctx, http.MethodGet, "/2.0/repositories/%7B%7D/"+url.PathEscape(repoID), nil, nil, &r); err != nil {
-		if isStatus(err, http.StatusForbidden) && !rateLimited(err.(*httpError).Header) {
+		if restapi.IsStatus(err, http.StatusForbidden) && !restapi.RateLimited(err) {
 			return forge.Repo{}, fmt.Errorf("bitbucket: get repository: %w", notVisible)
 		}
 		return forge.Repo{}, apiError("get repository", err, notVisible)
@@ -377,7 +378,7 @@ func (p *Provider) ResolveRef(ctx context.Context, c *forge.Conn, repo forge.Rep
 		if err == nil {
 			return commitOf(r), nil
 		}
-		if !isStatus(err, http.StatusNotFound) {
+		if !restapi.IsStatus(err, http.StatusNotFound) {
 			return slipway.Commit{}, apiError("resolve ref", err, nil)
 		}
 	}
@@ -385,7 +386,7 @@ func (p *Provider) ResolveRef(ctx context.Context, c *forge.Conn, repo forge.Rep
 		var r refJSON
 		if _, err := cl.do(ctx, http.MethodGet, base+"/commit/"+url.PathEscape(ref), nil, nil, &r.Target); err == nil {
 			return commitOf(r), nil
-		} else if !isStatus(err, http.StatusNotFound) {
+		} else if !restapi.IsStatus(err, http.StatusNotFound) {
 			return slipway.Commit{}, apiError("resolve ref", err, nil)
 		}
 	}

@@ -1,29 +1,23 @@
 package bitbucket
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/restapi"
 )
-
-// maxErrorBody bounds how much of an error response is read.
-const maxErrorBody = 64 << 10
 
 // client is a thin typed client for the Bitbucket Cloud 2.0 REST API, bound
 // to one connection.
 type client struct {
 	base string // API root, without /2.0
-	http *http.Client
-	auth func(*http.Request)
+	rest *restapi.Client
 }
 
 func (p *Provider) client(ctx context.Context, c *forge.Conn) (*client, error) {
@@ -35,24 +29,27 @@ func (p *Provider) client(ctx context.Context, c *forge.Conn) (*client, error) {
 	if base == "" {
 		base = DefaultAPIURL
 	}
-	cl := &client{base: base, http: c.HTTPClient()}
+	rest := &restapi.Client{Provider: "bitbucket", HTTP: c.HTTPClient(), DecodeError: decodeError}
 	if c.Integration.AuthMethod == slipway.AuthBasicToken {
 		user := c.Secret.Username
-		cl.auth = func(r *http.Request) { r.SetBasicAuth(user, token) }
+		rest.Prepare = func(r *http.Request) { r.SetBasicAuth(user, token) }
 	} else {
-		cl.auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+		rest.Prepare = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
 	}
-	return cl, nil
+	return &client{base: base, rest: rest}, nil
 }
 
-// httpError is a non-2xx answer, kept so callers can map it by status.
-type httpError struct {
-	Status  int
-	Header  http.Header
-	Message string // Bitbucket's error.message, when the body carries one
+// decodeError reads Bitbucket's {"error": {"message": ...}}.
+func decodeError(body []byte, he *restapi.HTTPError) {
+	var eb struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &eb) == nil {
+		he.Message = eb.Error.Message
+	}
 }
-
-func (e *httpError) Error() string { return fmt.Sprintf("status %d: %s", e.Status, e.Message) }
 
 // do sends one request. path is either a path under the API root
 // ("/2.0/user") or an absolute "next" URL from a previous page, which must
@@ -68,47 +65,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("bitbucket: encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return nil, fmt.Errorf("bitbucket: build request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	c.auth(req)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		he := &httpError{Status: resp.StatusCode, Header: resp.Header}
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		var eb struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &eb) == nil {
-			he.Message = eb.Error.Message
-		}
-		return resp.Header, he
-	}
-	if out != nil && resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return resp.Header, fmt.Errorf("bitbucket: decode %s %s: %w", method, path, err)
-		}
-	}
-	return resp.Header, nil
+	return c.rest.Do(ctx, restapi.Request{Method: method, URL: target, Path: path, In: in, Out: out})
 }
 
 func sameOrigin(a, b string) bool {
@@ -117,37 +74,22 @@ func sameOrigin(a, b string) bool {
 	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && ua.Host == ub.Host
 }
 
-// apiError maps a failed call to a Slipway error; notFound is what a 404
-// means for this call (nil: a provider error).
+// apiError maps a failed call to a Slipway error, in Bitbucket's words;
+// notFound is what a 404 means for this call (nil: a provider error).
 func apiError(what string, err error, notFound *slipway.Error) error {
-	var he *httpError
-	var e *slipway.Error
-	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("bitbucket: %s: %w", what, err)
-	case !errors.As(err, &he):
-		var ue *url.Error
-		if !errors.As(err, &ue) {
-			return fmt.Errorf("bitbucket: %s: %w", what, err)
-		}
-		e = slipway.Errorf(slipway.ECodeProviderUnreachable, "Bitbucket did not answer (%s)", what).
-			WithFix("Check that Slipway can reach the Bitbucket API")
-	case he.Status == http.StatusUnauthorized:
-		e = slipway.Errorf(slipway.ECodeCredentialsInvalid, "Bitbucket rejected the credentials (%s): they are invalid, expired or revoked", what).
-			WithFix("Create a new token (or reconnect) and update the integration")
-	case he.Status == http.StatusTooManyRequests || (he.Status == http.StatusForbidden && rateLimited(he.Header)):
-		e = slipway.Errorf(slipway.ECodeRateLimited, "Bitbucket rate limit reached (%s)", what).
-			WithFix("Wait for the limit to reset; Slipway retries on its own")
-		e.Details = rateLimitDetails(he.Header)
-	case he.Status == http.StatusForbidden:
-		e = slipway.Errorf(slipway.ECodeForbidden, "Bitbucket refused %s: %s", what, orDefault(he.Message, "the credentials lack permission")).
-			WithFix("Give the account admin access to the repository, and the token the repository, account and webhook scopes")
-	case he.Status == http.StatusNotFound && notFound != nil:
-		e = notFound
-	default:
-		e = slipway.Errorf(slipway.ECodeProviderError, "Bitbucket answered %d to %s", he.Status, what)
-	}
-	return fmt.Errorf("bitbucket: %s: %w", what, e)
+	return restapi.Errors{
+		Provider:       "bitbucket",
+		Name:           "Bitbucket",
+		UnreachableFix: "Check that Slipway can reach the Bitbucket API",
+		Unauthorized: func(what string) *slipway.Error {
+			return slipway.Errorf(slipway.ECodeCredentialsInvalid, "Bitbucket rejected the credentials (%s): they are invalid, expired or revoked", what).
+				WithFix("Create a new token (or reconnect) and update the integration")
+		},
+		Forbidden: func(what string, he *restapi.HTTPError) *slipway.Error {
+			return slipway.Errorf(slipway.ECodeForbidden, "Bitbucket refused %s: %s", what, orDefault(he.Message, "the credentials lack permission")).
+				WithFix("Give the account admin access to the repository, and the token the repository, account and webhook scopes")
+		},
+	}.Map(what, err, notFound)
 }
 
 func orDefault(s, def string) string {
@@ -155,25 +97,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func rateLimited(h http.Header) bool {
-	return h.Get("Retry-After") != "" || h.Get("X-RateLimit-Remaining") == "0"
-}
-
-func rateLimitDetails(h http.Header) map[string]string {
-	d := map[string]string{}
-	for k, name := range map[string]string{"retry_after": "Retry-After", "limit": "X-RateLimit-Limit", "resource": "X-RateLimit-Resource", "reset": "X-RateLimit-Reset"} {
-		if v := h.Get(name); v != "" {
-			d[k] = v
-		}
-	}
-	return d
-}
-
-func isStatus(err error, status int) bool {
-	var he *httpError
-	return errors.As(err, &he) && he.Status == status
 }
 
 // repoPath is /2.0/repositories/{workspace}/{slug} with each part escaped.

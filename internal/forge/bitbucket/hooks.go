@@ -13,6 +13,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/restapi"
 )
 
 // hookEvents are the events Slipway subscribes a repository hook to.
@@ -60,7 +61,7 @@ func (p *Provider) RemoveHook(ctx context.Context, c *forge.Conn, repo forge.Rep
 		return fmt.Errorf("bitbucket: remove hook: %w", err)
 	}
 	if _, err := cl.do(ctx, http.MethodDelete, rp+"/hooks/"+url.PathEscape(hookID), nil, nil, nil); err != nil {
-		if isStatus(err, http.StatusNotFound) {
+		if restapi.IsStatus(err, http.StatusNotFound) {
 			return nil
 		}
 		return apiError("delete repository hook", err, nil)

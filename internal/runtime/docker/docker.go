@@ -17,6 +17,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,16 @@ const (
 // nor the release names a non-root one.
 const NobodyUser = "65534:65534"
 
+// Limits a container (or swarm task) gets when its runtime's options leave
+// them zero. The swarm runtime takes the same ones, so a release is held to
+// the same limits whichever runtime runs it.
+const (
+	DefaultMemoryBytes = 512 << 20
+	DefaultPidsLimit   = 512
+	DefaultMaxRestarts = 5
+	DefaultStopGrace   = 10 * time.Second
+)
+
 // Options tune the runtime; zero fields take the defaults noted.
 type Options struct {
 	Logger        *slog.Logger  // default: discard
@@ -68,24 +79,12 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.MemoryBytes == 0 {
-		o.MemoryBytes = 512 << 20
-	}
-	if o.PidsLimit == 0 {
-		o.PidsLimit = 512
-	}
-	if o.CPUShares == 0 {
-		o.CPUShares = 512
-	}
-	if o.MaxRestarts == 0 {
-		o.MaxRestarts = 5
-	}
-	if o.StopGrace == 0 {
-		o.StopGrace = 10 * time.Second
-	}
-	if o.HealthTimeout == 0 {
-		o.HealthTimeout = 60 * time.Second
-	}
+	o.MemoryBytes = cmp.Or(o.MemoryBytes, DefaultMemoryBytes)
+	o.PidsLimit = cmp.Or(o.PidsLimit, DefaultPidsLimit)
+	o.CPUShares = cmp.Or(o.CPUShares, 512)
+	o.MaxRestarts = cmp.Or(o.MaxRestarts, DefaultMaxRestarts)
+	o.StopGrace = cmp.Or(o.StopGrace, DefaultStopGrace)
+	o.HealthTimeout = cmp.Or(o.HealthTimeout, 60*time.Second)
 	return o
 }
 

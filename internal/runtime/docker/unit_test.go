@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"slipway.dev/slipway/internal/runtime"
 )
@@ -144,5 +145,17 @@ func write(t *testing.T, dir, name, body string) {
 	}
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	got := Options{}.withDefaults()
+	if got.Logger == nil || got.MemoryBytes != 512<<20 || got.PidsLimit != 512 || got.CPUShares != 512 ||
+		got.MaxRestarts != 5 || got.StopGrace != 10*time.Second || got.HealthTimeout != 60*time.Second {
+		t.Errorf("defaults: %+v", got)
+	}
+	set := Options{MemoryBytes: 64 << 20, PidsLimit: 32, StopGrace: time.Second}.withDefaults()
+	if set.MemoryBytes != 64<<20 || set.PidsLimit != 32 || set.StopGrace != time.Second {
+		t.Errorf("set fields were replaced: %+v", set)
 	}
 }

@@ -27,6 +27,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,31 +63,19 @@ type Options struct {
 	HealthTimeout time.Duration // Start gives up (and rolls back) after this; default 90s
 }
 
+// withDefaults fills zero fields; the limits a task shares with a docker
+// container take the docker runtime's defaults.
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.MemoryBytes == 0 {
-		o.MemoryBytes = 512 << 20
-	}
-	if o.PidsLimit == 0 {
-		o.PidsLimit = 512
-	}
-	if o.NanoCPUs == 0 {
-		o.NanoCPUs = 1e9
-	}
-	if o.MaxRestarts == 0 {
-		o.MaxRestarts = 5
-	}
-	if o.StopGrace == 0 {
-		o.StopGrace = 10 * time.Second
-	}
-	if o.UpdateMonitor == 0 {
-		o.UpdateMonitor = 3 * time.Second
-	}
-	if o.HealthTimeout == 0 {
-		o.HealthTimeout = 90 * time.Second
-	}
+	o.MemoryBytes = cmp.Or(o.MemoryBytes, docker.DefaultMemoryBytes)
+	o.PidsLimit = cmp.Or(o.PidsLimit, docker.DefaultPidsLimit)
+	o.NanoCPUs = cmp.Or(o.NanoCPUs, 1e9)
+	o.MaxRestarts = cmp.Or(o.MaxRestarts, docker.DefaultMaxRestarts)
+	o.StopGrace = cmp.Or(o.StopGrace, docker.DefaultStopGrace)
+	o.UpdateMonitor = cmp.Or(o.UpdateMonitor, 3*time.Second)
+	o.HealthTimeout = cmp.Or(o.HealthTimeout, 90*time.Second)
 	return o
 }
 

@@ -208,6 +208,36 @@ func TestGiteaPushToLive(t *testing.T) {
 		t.Errorf("replay/redelivery created %d deployments", after-before)
 	}
 
+	// A tag matching a Service's tag pattern deploys that tag; deleting a
+	// branch is recorded.
+	var release slipway.Service
+	c.must("POST", "/api/v1/environments/shop%2Fproduction/services", map[string]any{"name": "release",
+		"source": map[string]any{"integration_id": integ.ID, "repo_id": repos.Items[0].ID, "tag_pattern": "v*", "auto_deploy": true}}, &release)
+	// (main's head says [skip ci], which a tag of it would honour: tag the feature branch)
+	tagSHA := g.PushTag(t, user, pass, repo, "feature", "v1.0.0")
+	var tagged slipway.Deployment
+	waitFor(t, "the v1.0.0 tag to be deployed", time.Minute, func() bool {
+		ds := c.deployments(release.ID)
+		if len(ds) > 0 {
+			tagged = ds[0]
+		}
+		return len(ds) > 0
+	})
+	if tagged.Trigger != slipway.TriggerTag || tagged.Ref != "refs/tags/v1.0.0" || tagged.CommitSHA != tagSHA {
+		t.Errorf("tag deployment: trigger %s ref %s sha %s", tagged.Trigger, tagged.Ref, tagged.CommitSHA)
+	}
+	c.must("POST", "/api/v1/deployments/"+tagged.ID+"/cancel", nil, nil) // the build itself is not what this checks
+	g.DeleteBranch(t, user, "hello", "feature")
+	waitFor(t, "the branch deletion to be recorded", time.Minute, func() bool {
+		c.must("GET", "/api/v1/integrations/"+integ.ID+"/deliveries", nil, &deliveries)
+		for _, d := range deliveries.Items {
+			if d.Event == string(slipway.EventBranchDeleted) && d.Verdict == "processed" && strings.Contains(d.Detail, "feature") {
+				return true
+			}
+		}
+		return false
+	})
+
 	// Rollback: the first commit answers again and auto-deploy pauses.
 	var rb slipway.Deployment
 	c.must("POST", "/api/v1/services/"+svc.ID+"/rollback", map[string]any{"to": first.ID}, &rb)

@@ -573,34 +573,7 @@ func (s *Server) CreateOAuthApp(t testing.TB, user, password, name, redirectURI 
 // http.extraHeader), never through its command line or the remote URL.
 func (s *Server) PushCommit(t testing.TB, user, password, repoFullName, branch string, files map[string]string, message string) (sha string) {
 	t.Helper()
-	dir := t.TempDir()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	env := append(os.Environ(),
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_CONFIG_NOSYSTEM=1",
-		"HOME="+dir,
-		"GIT_CONFIG_COUNT=1",
-		"GIT_CONFIG_KEY_0=http.extraHeader",
-		"GIT_CONFIG_VALUE_0=Authorization: Basic "+auth,
-		"GIT_AUTHOR_NAME="+user, "GIT_AUTHOR_EMAIL="+user+"@example.invalid",
-		"GIT_COMMITTER_NAME="+user, "GIT_COMMITTER_EMAIL="+user+"@example.invalid",
-	)
-	work := filepath.Join(dir, "work")
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Env = env
-		cmd.Dir = dir
-		if _, err := os.Stat(work); err == nil {
-			cmd.Dir = work
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v: %s", args[0], err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("clone", "--quiet", s.baseURL+"/"+repoFullName+".git", work)
+	git, work := s.clone(t, user, password, repoFullName)
 	if git("ls-remote", "--heads", "origin", branch) != "" {
 		git("checkout", "--quiet", "-B", branch, "origin/"+branch)
 	} else {
@@ -619,6 +592,53 @@ func (s *Server) PushCommit(t testing.TB, user, password, repoFullName, branch s
 	git("commit", "--quiet", "--allow-empty", "-m", message)
 	git("push", "--quiet", "origin", "HEAD:refs/heads/"+branch)
 	return git("rev-parse", "HEAD")
+}
+
+// PushTag tags the head of branch and pushes the tag with the git CLI, as
+// a user would (a tag made through the API sends no push event).
+func (s *Server) PushTag(t testing.TB, user, password, repoFullName, branch, tag string) (sha string) {
+	t.Helper()
+	git, _ := s.clone(t, user, password, repoFullName)
+	git("checkout", "--quiet", "-B", branch, "origin/"+branch)
+	git("tag", tag)
+	git("push", "--quiet", "origin", "refs/tags/"+tag)
+	return git("rev-parse", "HEAD")
+}
+
+// clone clones repoFullName into a temporary work tree and returns a git
+// runner for it. Credentials travel as an http.extraHeader through the
+// environment, never in the URL or on the command line.
+func (s *Server) clone(t testing.TB, user, password, repoFullName string) (git func(args ...string) string, work string) {
+	t.Helper()
+	dir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	env := append(os.Environ(),
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"HOME="+dir,
+		"GIT_CONFIG_COUNT=1",
+		"GIT_CONFIG_KEY_0=http.extraHeader",
+		"GIT_CONFIG_VALUE_0=Authorization: Basic "+auth,
+		"GIT_AUTHOR_NAME="+user, "GIT_AUTHOR_EMAIL="+user+"@example.invalid",
+		"GIT_COMMITTER_NAME="+user, "GIT_COMMITTER_EMAIL="+user+"@example.invalid",
+	)
+	work = filepath.Join(dir, "work")
+	git = func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Env = env
+		cmd.Dir = dir
+		if _, err := os.Stat(work); err == nil {
+			cmd.Dir = work
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v: %s", args[0], err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("clone", "--quiet", s.baseURL+"/"+repoFullName+".git", work)
+	return git, work
 }
 
 // DeleteBranch deletes branch of owner/repo.

@@ -39,21 +39,18 @@ func (q *queries) GetOrganisation(ctx context.Context, id string) (slipway.Organ
 // ListOrganisationsForUser returns the organisations userID is a member of,
 // oldest first.
 func (q *queries) ListOrganisationsForUser(ctx context.Context, userID string) ([]slipway.Organisation, error) {
-	rows, err := q.query(ctx, `SELECT o.id, o.name, o.created_at FROM organisations o
+	out, err := queryAll(ctx, q, scanOrganisation, `SELECT o.id, o.name, o.created_at FROM organisations o
 JOIN memberships m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.created_at, o.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list organisations: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Organisation
-	for rows.Next() {
-		var o slipway.Organisation
-		if err := rows.Scan(&o.ID, &o.Name, timeCol{&o.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("list organisations: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanOrganisation(sc rowScanner) (slipway.Organisation, error) {
+	var o slipway.Organisation
+	err := sc.Scan(&o.ID, &o.Name, timeCol{&o.CreatedAt})
+	return o, err
 }
 
 // CountOrganisations returns how many organisations exist (zero means the
@@ -131,7 +128,7 @@ func (q *queries) SetUserPassword(ctx context.Context, userID, hash string) erro
 
 const roleColumns = `id, org_id, name, built_in, permissions, created_at`
 
-func scanRole(sc interface{ Scan(...any) error }) (slipway.Role, error) {
+func scanRole(sc rowScanner) (slipway.Role, error) {
 	var r slipway.Role
 	r.Permissions = slipway.Permissions{}
 	err := sc.Scan(&r.ID, &r.OrgID, &r.Name, &r.BuiltIn, jsonCol{&r.Permissions}, timeCol{&r.CreatedAt})
@@ -179,20 +176,11 @@ func (q *queries) getRole(ctx context.Context, key, query string, args ...any) (
 
 // ListRoles returns the organisation's roles, built-in ones first.
 func (q *queries) ListRoles(ctx context.Context, orgID string) ([]slipway.Role, error) {
-	rows, err := q.query(ctx, `SELECT `+roleColumns+` FROM roles WHERE org_id = ? ORDER BY built_in DESC, lower(name)`, orgID)
+	out, err := queryAll(ctx, q, scanRole, `SELECT `+roleColumns+` FROM roles WHERE org_id = ? ORDER BY built_in DESC, lower(name)`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Role
-	for rows.Next() {
-		r, err := scanRole(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list roles: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateRole saves r's name and permissions. Built-in roles cannot be
@@ -260,7 +248,7 @@ func (q *queries) AddMember(ctx context.Context, m *slipway.Membership) error {
 
 const memberColumns = `m.org_id, m.user_id, m.role_id, m.created_at, u.id, u.email, u.name, u.created_at`
 
-func scanMember(sc interface{ Scan(...any) error }) (slipway.Membership, error) {
+func scanMember(sc rowScanner) (slipway.Membership, error) {
 	var (
 		m slipway.Membership
 		u slipway.User
@@ -291,21 +279,12 @@ func (q *queries) ListMembers(ctx context.Context, orgID string, p Page) ([]slip
 		return nil, 0, fmt.Errorf("list members: %w", err)
 	}
 	limit, offset := p.window()
-	rows, err := q.query(ctx, `SELECT `+memberColumns+` FROM memberships m JOIN users u ON u.id = m.user_id
+	out, err := queryAll(ctx, q, scanMember, `SELECT `+memberColumns+` FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.org_id = ? ORDER BY lower(u.email), u.id LIMIT ? OFFSET ?`, orgID, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list members: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Membership
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("list members: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, total, rows.Err()
+	return out, total, nil
 }
 
 // UpdateMemberRole gives a member another role of the same organisation.
@@ -336,7 +315,7 @@ func (q *queries) RemoveMember(ctx context.Context, orgID, userID string) error 
 
 const tokenColumns = `id, org_id, user_id, name, created_at, last_used_at, expires_at`
 
-func scanToken(sc interface{ Scan(...any) error }) (slipway.APIToken, error) {
+func scanToken(sc rowScanner) (slipway.APIToken, error) {
 	var t slipway.APIToken
 	err := sc.Scan(&t.ID, &t.OrgID, &t.UserID, &t.Name, timeCol{&t.CreatedAt}, nullTimeCol{&t.LastUsedAt}, nullTimeCol{&t.ExpiresAt})
 	return t, err
@@ -376,20 +355,11 @@ WHERE secret_hash = ? AND (expires_at IS NULL OR expires_at > ?)`, secretHash, q
 
 // ListAPITokens returns userID's tokens in orgID, newest first.
 func (q *queries) ListAPITokens(ctx context.Context, orgID, userID string) ([]slipway.APIToken, error) {
-	rows, err := q.query(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE org_id = ? AND user_id = ? ORDER BY created_at DESC, id`, orgID, userID)
+	out, err := queryAll(ctx, q, scanToken, `SELECT `+tokenColumns+` FROM api_tokens WHERE org_id = ? AND user_id = ? ORDER BY created_at DESC, id`, orgID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list api tokens: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.APIToken
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list api tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteAPIToken revokes a token.

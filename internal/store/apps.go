@@ -13,7 +13,7 @@ import (
 
 const appColumns = `id, org_id, name, description, status, default_environment_id, migrated_from_project, created_at, updated_at`
 
-func scanApp(sc interface{ Scan(...any) error }) (slipway.Application, error) {
+func scanApp(sc rowScanner) (slipway.Application, error) {
 	var a slipway.Application
 	err := sc.Scan(&a.ID, &a.OrgID, &a.Name, &a.Description, &a.Status, &a.DefaultEnvironmentID, &a.MigratedFromProject,
 		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt})
@@ -68,21 +68,12 @@ func (q *queries) ListApplications(ctx context.Context, orgID string, f Applicat
 		return nil, 0, fmt.Errorf("list applications: %w", err)
 	}
 	limit, offset := p.window()
-	rows, err := q.query(ctx, `SELECT `+appColumns+` FROM applications WHERE `+where+` ORDER BY lower(name), id LIMIT ? OFFSET ?`,
+	out, err := queryAll(ctx, q, scanApp, `SELECT `+appColumns+` FROM applications WHERE `+where+` ORDER BY lower(name), id LIMIT ? OFFSET ?`,
 		append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list applications: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Application
-	for rows.Next() {
-		a, err := scanApp(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("list applications: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, total, rows.Err()
+	return out, total, nil
 }
 
 // UpdateApplication saves a's name, description and status. The default
@@ -99,7 +90,7 @@ WHERE org_id = ? AND id = ?`, a.Name, a.Description, a.Status, q.tv(a.UpdatedAt)
 
 const envColumns = `id, org_id, application_id, name, status, is_default, created_at, updated_at`
 
-func scanEnv(sc interface{ Scan(...any) error }) (slipway.Environment, error) {
+func scanEnv(sc rowScanner) (slipway.Environment, error) {
 	var e slipway.Environment
 	err := sc.Scan(&e.ID, &e.OrgID, &e.ApplicationID, &e.Name, &e.Status, &e.IsDefault, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
 	return e, err
@@ -148,21 +139,12 @@ func (q *queries) GetEnvironment(ctx context.Context, orgID, id string) (slipway
 // ListEnvironments returns an application's environments, the default
 // first, then oldest first.
 func (q *queries) ListEnvironments(ctx context.Context, orgID, appID string) ([]slipway.Environment, error) {
-	rows, err := q.query(ctx, `SELECT `+envColumns+` FROM environments WHERE org_id = ? AND application_id = ?
+	out, err := queryAll(ctx, q, scanEnv, `SELECT `+envColumns+` FROM environments WHERE org_id = ? AND application_id = ?
 ORDER BY is_default DESC, created_at, id`, orgID, appID)
 	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Environment
-	for rows.Next() {
-		e, err := scanEnv(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list environments: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateEnvironment saves e's name and status. The default flag changes
@@ -207,30 +189,13 @@ const serviceColumns = `id, org_id, application_id, environment_id, project_id, 
 branch, tag, tag_pattern, root_dir, watch_paths, auto_deploy, build, image, domains, auto_deploy_paused, live_deployment_id,
 last_seen_head, created_at, updated_at`
 
-func scanService(sc interface{ Scan(...any) error }) (slipway.Service, error) {
+func scanService(sc rowScanner) (slipway.Service, error) {
 	var s slipway.Service
 	err := sc.Scan(&s.ID, &s.OrgID, strCol{&s.ApplicationID}, strCol{&s.EnvironmentID}, strCol{&s.ProjectID}, &s.Name, &s.Type,
 		strCol{&s.Source.IntegrationID}, &s.Source.RepoID, &s.Source.RepoName, &s.Source.Branch, &s.Source.Tag, &s.Source.TagPattern,
 		&s.Source.RootDir, jsonCol{&s.Source.WatchPaths}, &s.Source.AutoDeploy, jsonCol{&s.Build}, &s.Image, jsonCol{&s.Domains},
 		&s.AutoDeployPaused, &s.LiveDeploymentID, &s.LastSeenHead, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
 	return s, err
-}
-
-func (q *queries) scanServices(ctx context.Context, query string, args ...any) ([]slipway.Service, error) {
-	rows, err := q.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []slipway.Service
-	for rows.Next() {
-		s, err := scanService(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // normDomains lowercases hosts and drops duplicates and empties, so the
@@ -335,7 +300,7 @@ func (q *queries) ListServices(ctx context.Context, orgID string, f ServiceFilte
 		return nil, 0, fmt.Errorf("list services: %w", err)
 	}
 	limit, offset := p.window()
-	out, err := q.scanServices(ctx, `SELECT `+serviceColumns+` FROM services WHERE `+where+` ORDER BY lower(name), id LIMIT ? OFFSET ?`,
+	out, err := queryAll(ctx, q, scanService, `SELECT `+serviceColumns+` FROM services WHERE `+where+` ORDER BY lower(name), id LIMIT ? OFFSET ?`,
 		append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list services: %w", err)
@@ -392,7 +357,7 @@ func (q *queries) GetServiceByDomain(ctx context.Context, host string) (slipway.
 // services the reconciler watches: auto-deploy on, not paused, following a
 // branch.
 func (q *queries) ListServicesWithAutoDeploy(ctx context.Context) ([]slipway.Service, error) {
-	out, err := q.scanServices(ctx, `SELECT `+serviceColumns+` FROM services
+	out, err := queryAll(ctx, q, scanService, `SELECT `+serviceColumns+` FROM services
 WHERE auto_deploy AND NOT auto_deploy_paused AND branch <> '' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list auto-deploy services: %w", err)
@@ -460,21 +425,18 @@ func (q *queries) ListVariables(ctx context.Context, orgID, serviceID string) ([
 	if _, err := q.GetService(ctx, orgID, serviceID); err != nil {
 		return nil, err
 	}
-	rows, err := q.query(ctx, `SELECT key, value, secret, updated_at FROM service_variables WHERE org_id = ? AND service_id = ? ORDER BY key`,
+	out, err := queryAll(ctx, q, scanVariable, `SELECT key, value, secret, updated_at FROM service_variables WHERE org_id = ? AND service_id = ? ORDER BY key`,
 		orgID, serviceID)
 	if err != nil {
 		return nil, fmt.Errorf("list variables: %w", err)
 	}
-	defer rows.Close()
-	var out []Variable
-	for rows.Next() {
-		var v Variable
-		if err := rows.Scan(&v.Key, &v.Value, &v.Secret, timeCol{&v.UpdatedAt}); err != nil {
-			return nil, fmt.Errorf("list variables: %w", err)
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanVariable(sc rowScanner) (Variable, error) {
+	var v Variable
+	err := sc.Scan(&v.Key, &v.Value, &v.Secret, timeCol{&v.UpdatedAt})
+	return v, err
 }
 
 // DeleteVariable removes one variable.

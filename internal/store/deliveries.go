@@ -40,7 +40,7 @@ type Delivery struct {
 
 const deliveryColumns = `id, org_id, integration_id, provider_delivery_id, event, headers, body, normalized, verdict, detail, caused, received_at, processed_at`
 
-func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
+func scanDelivery(sc rowScanner) (Delivery, error) {
 	var d Delivery
 	err := sc.Scan(&d.ID, &d.OrgID, &d.IntegrationID, strCol{&d.ProviderDeliveryID}, &d.Event, jsonCol{&d.Headers}, &d.Body, &d.Normalized,
 		&d.Verdict, &d.Detail, jsonCol{&d.Caused}, timeCol{&d.ReceivedAt}, nullTimeCol{&d.ProcessedAt})
@@ -102,21 +102,12 @@ func (q *queries) ListDeliveries(ctx context.Context, orgID, integrationID strin
 		return nil, 0, fmt.Errorf("list deliveries: %w", err)
 	}
 	limit, offset := p.window()
-	rows, err := q.query(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE org_id = ? AND integration_id = ?
+	out, err := queryAll(ctx, q, scanDelivery, `SELECT `+deliveryColumns+` FROM deliveries WHERE org_id = ? AND integration_id = ?
 ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`, orgID, integrationID, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("list deliveries: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, total, rows.Err()
+	return out, total, nil
 }
 
 // UpdateDeliveryVerdict records what processing a delivery decided and

@@ -13,29 +13,12 @@ import (
 const deploymentColumns = `id, org_id, service_id, status, commit_sha, ref, commit_message, commit_author, trigger_kind, triggered_by,
 integration_id, no_cache, rollback_of, error, phases, created_at, started_at, finished_at`
 
-func scanDeployment(sc interface{ Scan(...any) error }) (slipway.Deployment, error) {
+func scanDeployment(sc rowScanner) (slipway.Deployment, error) {
 	var d slipway.Deployment
 	err := sc.Scan(&d.ID, &d.OrgID, &d.ServiceID, &d.Status, &d.CommitSHA, &d.Ref, &d.CommitMessage, &d.CommitAuthor, &d.Trigger,
 		&d.TriggeredBy, &d.IntegrationID, &d.NoCache, &d.RollbackOf, &d.Error, jsonCol{&d.Phases}, timeCol{&d.CreatedAt},
 		nullTimeCol{&d.StartedAt}, nullTimeCol{&d.FinishedAt})
 	return d, err
-}
-
-func (q *queries) scanDeployments(ctx context.Context, query string, args ...any) ([]slipway.Deployment, error) {
-	rows, err := q.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []slipway.Deployment
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }
 
 // CreateDeployment inserts d (status queued unless set). When dedupeKey is
@@ -116,7 +99,7 @@ func (q *queries) ListDeployments(ctx context.Context, orgID, serviceID string, 
 		return nil, 0, fmt.Errorf("list deployments: %w", err)
 	}
 	limit, offset := p.window()
-	out, err := q.scanDeployments(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE org_id = ? AND service_id = ?
+	out, err := queryAll(ctx, q, scanDeployment, `SELECT `+deploymentColumns+` FROM deployments WHERE org_id = ? AND service_id = ?
 ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, orgID, serviceID, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list deployments: %w", err)
@@ -148,7 +131,7 @@ func (q *queries) ListDeploymentsByStatus(ctx context.Context, statuses ...slipw
 	for i, s := range statuses {
 		args[i] = s
 	}
-	out, err := q.scanDeployments(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE status IN (`+placeholders(len(args))+`)
+	out, err := queryAll(ctx, q, scanDeployment, `SELECT `+deploymentColumns+` FROM deployments WHERE status IN (`+placeholders(len(args))+`)
 ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deployments by status: %w", err)
@@ -258,19 +241,16 @@ func (q *queries) ReadDeploymentLogs(ctx context.Context, orgID, deploymentID st
 		limit = 1000
 	}
 	limit = min(limit, 10000)
-	rows, err := q.query(ctx, `SELECT seq, at, stream, line FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+	out, err := queryAll(ctx, q, scanLogLine, `SELECT seq, at, stream, line FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 		deploymentID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read deployment logs: %w", err)
 	}
-	defer rows.Close()
-	var out []LogLine
-	for rows.Next() {
-		var l LogLine
-		if err := rows.Scan(&l.Seq, timeCol{&l.At}, &l.Stream, &l.Text); err != nil {
-			return nil, fmt.Errorf("read deployment logs: %w", err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanLogLine(sc rowScanner) (LogLine, error) {
+	var l LogLine
+	err := sc.Scan(&l.Seq, timeCol{&l.At}, &l.Stream, &l.Text)
+	return l, err
 }

@@ -14,7 +14,7 @@ import (
 const integrationColumns = `id, org_id, provider, label, auth_method, base_url, internal_url, account_name, external_id, repo_selection,
 scopes, status, status_reason, status_fix, settings, created_at, updated_at, checked_at`
 
-func scanIntegration(sc interface{ Scan(...any) error }) (slipway.Integration, error) {
+func scanIntegration(sc rowScanner) (slipway.Integration, error) {
 	var i slipway.Integration
 	err := sc.Scan(&i.ID, &i.OrgID, &i.Provider, &i.Label, &i.AuthMethod, &i.BaseURL, &i.InternalURL, &i.AccountName, &i.ExternalID,
 		&i.RepoSelection, jsonCol{&i.Scopes}, &i.Status, &i.StatusReason, &i.StatusFix, jsonCol{&i.Settings}, timeCol{&i.CreatedAt},
@@ -78,20 +78,11 @@ func (q *queries) getIntegration(ctx context.Context, key, where string, args ..
 
 // ListIntegrations returns the organisation's integrations, oldest first.
 func (q *queries) ListIntegrations(ctx context.Context, orgID string) ([]slipway.Integration, error) {
-	rows, err := q.query(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE org_id = ? ORDER BY created_at, id`, orgID)
+	out, err := queryAll(ctx, q, scanIntegration, `SELECT `+integrationColumns+` FROM integrations WHERE org_id = ? ORDER BY created_at, id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list integrations: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Integration
-	for rows.Next() {
-		i, err := scanIntegration(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list integrations: %w", err)
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateIntegration saves everything about in except its provider, its
@@ -249,27 +240,26 @@ func (q *queries) ListIntegrationRepos(ctx context.Context, orgID, integrationID
 		return nil, 0, fmt.Errorf("list repositories: %w", err)
 	}
 	limit, offset := p.window()
-	rows, err := q.query(ctx, `SELECT `+repoColumns+` FROM integration_repos WHERE `+where+` ORDER BY lower(full_name), repo_id LIMIT ? OFFSET ?`,
+	out, err := queryAll(ctx, q, scanRepo, `SELECT `+repoColumns+` FROM integration_repos WHERE `+where+` ORDER BY lower(full_name), repo_id LIMIT ? OFFSET ?`,
 		append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list repositories: %w", err)
 	}
-	defer rows.Close()
-	var out []forge.Repo
-	for rows.Next() {
-		var (
-			r       forge.Repo
-			updated *time.Time
-		)
-		if err := rows.Scan(&r.ID, &r.FullName, &r.DefaultBranch, &r.CloneURL, &r.HTMLURL, &r.Private, &r.Archived, nullTimeCol{&updated}); err != nil {
-			return nil, 0, fmt.Errorf("list repositories: %w", err)
-		}
-		if updated != nil {
-			r.UpdatedAt = *updated
-		}
-		out = append(out, r)
+	return out, total, nil
+}
+
+func scanRepo(sc rowScanner) (forge.Repo, error) {
+	var (
+		r       forge.Repo
+		updated *time.Time
+	)
+	if err := sc.Scan(&r.ID, &r.FullName, &r.DefaultBranch, &r.CloneURL, &r.HTMLURL, &r.Private, &r.Archived, nullTimeCol{&updated}); err != nil {
+		return r, err
 	}
-	return out, total, rows.Err()
+	if updated != nil {
+		r.UpdatedAt = *updated
+	}
+	return r, nil
 }
 
 // IntegrationReposETag returns the ETag of the last full repository sync
@@ -318,7 +308,7 @@ type RepoHook struct {
 
 const repoHookColumns = `id, org_id, integration_id, repo_id, provider_hook_id, secret_ciphertext, status, last_delivery_at, last_error, created_at`
 
-func scanRepoHook(sc interface{ Scan(...any) error }) (RepoHook, error) {
+func scanRepoHook(sc rowScanner) (RepoHook, error) {
 	var h RepoHook
 	err := sc.Scan(&h.ID, &h.OrgID, &h.IntegrationID, &h.RepoID, &h.ProviderHookID, &h.SecretCiphertext, &h.Status,
 		nullTimeCol{&h.LastDeliveryAt}, &h.LastError, timeCol{&h.CreatedAt})
@@ -354,20 +344,11 @@ func (q *queries) GetRepoHook(ctx context.Context, orgID, integrationID, repoID 
 
 // ListRepoHooks returns an integration's hooks ordered by repository.
 func (q *queries) ListRepoHooks(ctx context.Context, orgID, integrationID string) ([]RepoHook, error) {
-	rows, err := q.query(ctx, `SELECT `+repoHookColumns+` FROM repo_hooks WHERE org_id = ? AND integration_id = ? ORDER BY repo_id`, orgID, integrationID)
+	out, err := queryAll(ctx, q, scanRepoHook, `SELECT `+repoHookColumns+` FROM repo_hooks WHERE org_id = ? AND integration_id = ? ORDER BY repo_id`, orgID, integrationID)
 	if err != nil {
 		return nil, fmt.Errorf("list repository hooks: %w", err)
 	}
-	defer rows.Close()
-	var out []RepoHook
-	for rows.Next() {
-		h, err := scanRepoHook(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list repository hooks: %w", err)
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateRepoHook saves a hook's provider id, secret, status and last

@@ -12,7 +12,7 @@ import (
 
 const projectColumns = `id, org_id, name, compute, migrated_to_environment, migrated_to_application, deleted_at, created_at`
 
-func scanProject(sc interface{ Scan(...any) error }) (slipway.Project, error) {
+func scanProject(sc rowScanner) (slipway.Project, error) {
 	var p slipway.Project
 	err := sc.Scan(&p.ID, &p.OrgID, &p.Name, &p.Compute, &p.MigratedToEnvironment, &p.MigratedToApplication,
 		nullTimeCol{&p.DeletedAt}, timeCol{&p.CreatedAt})
@@ -51,20 +51,11 @@ func (q *queries) ListProjects(ctx context.Context, orgID string, includeDeleted
 	if !includeDeleted {
 		query += ` AND deleted_at IS NULL`
 	}
-	rows, err := q.query(ctx, query+` ORDER BY created_at, id`, orgID)
+	out, err := queryAll(ctx, q, scanProject, query+` ORDER BY created_at, id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list projects: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.Project
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list projects: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // MarkProjectMigrated records where a project went and soft-deletes it.
@@ -106,19 +97,16 @@ func (q *queries) ListAudit(ctx context.Context, orgID, resourceType, resourceID
 		return nil, 0, fmt.Errorf("list audit: %w", err)
 	}
 	limit, offset := p.window()
-	rows, err := q.query(ctx, `SELECT id, org_id, actor, action, resource_type, resource_id, details, created_at FROM audit_entries
+	out, err := queryAll(ctx, q, scanAuditEntry, `SELECT id, org_id, actor, action, resource_type, resource_id, details, created_at FROM audit_entries
 WHERE `+where+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list audit: %w", err)
 	}
-	defer rows.Close()
-	var out []slipway.AuditEntry
-	for rows.Next() {
-		var e slipway.AuditEntry
-		if err := rows.Scan(&e.ID, &e.OrgID, &e.Actor, &e.Action, &e.ResourceType, &e.ResourceID, jsonCol{&e.Details}, timeCol{&e.CreatedAt}); err != nil {
-			return nil, 0, fmt.Errorf("list audit: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, total, rows.Err()
+	return out, total, nil
+}
+
+func scanAuditEntry(sc rowScanner) (slipway.AuditEntry, error) {
+	var e slipway.AuditEntry
+	err := sc.Scan(&e.ID, &e.OrgID, &e.Actor, &e.Action, &e.ResourceType, &e.ResourceID, jsonCol{&e.Details}, timeCol{&e.CreatedAt})
+	return e, err
 }

@@ -233,6 +233,32 @@ func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 	return q.db.QueryContext(ctx, q.rebind(query), args...)
 }
 
+// rowScanner is what the scan functions read a row from: *sql.Row or
+// *sql.Rows.
+type rowScanner = interface{ Scan(...any) error }
+
+// queryAll runs query and reads every row with scan. Errors come back
+// unwrapped, for the caller to name the call.
+func queryAll[T any](ctx context.Context, q *queries, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return q.db.QueryRowContext(ctx, q.rebind(query), args...)
 }

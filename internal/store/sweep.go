@@ -20,19 +20,16 @@ func (q *queries) ListStaleDeliveries(ctx context.Context, before time.Time, lim
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := q.query(ctx, `SELECT org_id, id FROM deliveries WHERE verdict = ? AND received_at < ? ORDER BY received_at LIMIT ?`,
+	out, err := queryAll(ctx, q, scanStaleDelivery, `SELECT org_id, id FROM deliveries WHERE verdict = ? AND received_at < ? ORDER BY received_at LIMIT ?`,
 		VerdictReceived, q.tv(before), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list stale deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []StaleDelivery
-	for rows.Next() {
-		var d StaleDelivery
-		if err := rows.Scan(&d.OrgID, &d.ID); err != nil {
-			return nil, fmt.Errorf("list stale deliveries: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanStaleDelivery(sc rowScanner) (StaleDelivery, error) {
+	var d StaleDelivery
+	err := sc.Scan(&d.OrgID, &d.ID)
+	return d, err
 }

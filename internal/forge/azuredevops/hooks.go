@@ -141,11 +141,7 @@ type pushPayload struct {
 // ParseHook implements forge.HookParser for the first ref of a push; see
 // ParseHookEvents for pushes of several refs.
 func (p *Provider) ParseHook(header http.Header, body []byte, secret string) (slipway.Event, error) {
-	evs, err := p.ParseHookEvents(header, body, secret)
-	if err != nil {
-		return slipway.Event{}, err
-	}
-	return evs[0], nil
+	return forge.FirstEvent(p.ParseHookEvents(header, body, secret))
 }
 
 // ParseHookEvents verifies a delivery and returns one event per updated

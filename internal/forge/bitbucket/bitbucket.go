@@ -302,18 +302,31 @@ func (p *Provider) GetRepo(ctx context.Context, c *forge.Conn, repoID string) (f
 	return r.toRepo(), nil
 }
 
+// refJSON is a branch or tag as the refs API shows it (push payloads add
+// its type: pushRef).
 type refJSON struct {
-	Name   string `json:"name"`
-	Target struct {
-		Hash    string `json:"hash"`
-		Message string `json:"message"`
-		Date    string `json:"date"`
-		Author  struct {
-			Raw  string   `json:"raw"`
-			User *account `json:"user"`
-		} `json:"author"`
-		Links links `json:"links"`
-	} `json:"target"`
+	Name   string    `json:"name"`
+	Target refTarget `json:"target"`
+}
+
+// refTarget is the commit a ref points at.
+type refTarget struct {
+	Hash    string `json:"hash"`
+	Message string `json:"message"`
+	Date    string `json:"date"`
+	Author  struct {
+		Raw  string   `json:"raw"`
+		User *account `json:"user"`
+	} `json:"author"`
+	Links links `json:"links"`
+}
+
+func (t refTarget) commit() slipway.Commit {
+	c := slipway.Commit{SHA: t.Hash, Message: t.Message, Author: authorName(t.Author.Raw, t.Author.User), URL: t.Links.HTML.Href}
+	if ts, err := time.Parse(time.RFC3339Nano, t.Date); err == nil {
+		c.Timestamp = ts.UTC()
+	}
+	return c
 }
 
 // maxPages bounds how many pages one call follows.
@@ -376,7 +389,7 @@ func (p *Provider) ResolveRef(ctx context.Context, c *forge.Conn, repo forge.Rep
 		var r refJSON
 		_, err := cl.do(ctx, http.MethodGet, base+"/refs/"+kind+"/"+refPath(ref), nil, nil, &r)
 		if err == nil {
-			return commitOf(r), nil
+			return r.Target.commit(), nil
 		}
 		if !restapi.IsStatus(err, http.StatusNotFound) {
 			return slipway.Commit{}, apiError("resolve ref", err, nil)
@@ -385,20 +398,12 @@ func (p *Provider) ResolveRef(ctx context.Context, c *forge.Conn, repo forge.Rep
 	if hexSHA.MatchString(ref) {
 		var r refJSON
 		if _, err := cl.do(ctx, http.MethodGet, base+"/commit/"+url.PathEscape(ref), nil, nil, &r.Target); err == nil {
-			return commitOf(r), nil
+			return r.Target.commit(), nil
 		} else if !restapi.IsStatus(err, http.StatusNotFound) {
 			return slipway.Commit{}, apiError("resolve ref", err, nil)
 		}
 	}
 	return slipway.Commit{}, fmt.Errorf("bitbucket: resolve ref: %w", notFound)
-}
-
-func commitOf(r refJSON) slipway.Commit {
-	c := slipway.Commit{SHA: r.Target.Hash, Message: r.Target.Message, Author: authorName(r.Target.Author.Raw, r.Target.Author.User), URL: r.Target.Links.HTML.Href}
-	if t, err := time.Parse(time.RFC3339Nano, r.Target.Date); err == nil {
-		c.Timestamp = t.UTC()
-	}
-	return c
 }
 
 // authorName prefers the linked account's name, else the name part of the

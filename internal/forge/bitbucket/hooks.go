@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
@@ -103,18 +102,8 @@ type change struct {
 }
 
 type pushRef struct {
-	Type   string `json:"type"`
-	Name   string `json:"name"`
-	Target struct {
-		Hash    string `json:"hash"`
-		Message string `json:"message"`
-		Date    string `json:"date"`
-		Author  struct {
-			Raw  string   `json:"raw"`
-			User *account `json:"user"`
-		} `json:"author"`
-		Links links `json:"links"`
-	} `json:"target"`
+	Type string `json:"type"`
+	refJSON
 }
 
 type hookPayload struct {
@@ -132,11 +121,7 @@ type hookPayload struct {
 // ParseHook implements forge.HookParser for the first ref of a push; see
 // ParseHookEvents for pushes of several refs at once.
 func (p *Provider) ParseHook(header http.Header, body []byte, secret string) (slipway.Event, error) {
-	evs, err := p.ParseHookEvents(header, body, secret)
-	if err != nil {
-		return slipway.Event{}, err
-	}
-	return evs[0], nil
+	return forge.FirstEvent(p.ParseHookEvents(header, body, secret))
 }
 
 // ParseHookEvents verifies a delivery and returns one event per ref it
@@ -229,12 +214,8 @@ func changeEvent(ch change) (slipway.Event, bool) {
 		push.After = "0000000000000000000000000000000000000000"
 		return ev, true
 	}
-	t := ch.New.Target
-	push.After = t.Hash
-	push.Head = slipway.Commit{SHA: t.Hash, Message: t.Message, Author: authorName(t.Author.Raw, t.Author.User), URL: t.Links.HTML.Href}
-	if ts, err := time.Parse(time.RFC3339Nano, t.Date); err == nil {
-		push.Head.Timestamp = ts.UTC()
-	}
+	push.After = ch.New.Target.Hash
+	push.Head = ch.New.Target.commit()
 	return ev, true
 }
 

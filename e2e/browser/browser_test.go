@@ -182,6 +182,25 @@ func get[T any](t *testing.T, ctx context.Context, step string, a chromedp.Actio
 	return v
 }
 
+// waitLocation waits until the tab's address contains part: the end of a
+// navigation that replaces a page holding the same elements.
+func waitLocation(part string) chromedp.Action[chromedp.Void] {
+	location := chromedp.Location()
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		for {
+			// Between two documents the address cannot be read; try again.
+			if url, err := location(ctx, tab); err == nil && strings.Contains(url, part) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the address never contained %q: %w", part, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
 // dialogSeen is a JavaScript dialog that a page opened.
 type dialogSeen struct{ url, message string }
 
@@ -324,6 +343,10 @@ func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
 		chromedp.WaitVisible(css("#repo-q")),
 		chromedp.SendKeys(css("#repo-q"), "hello"),
 		chromedp.Submit(css("#repo-q")),
+		// The unfiltered list already shows the repository: wait for the
+		// search's own page, or the next click lands on the page that is
+		// being replaced.
+		waitLocation("q=hello"),
 		chromedp.WaitVisible(css(`#repo-picker a[data-repo="`+repo+`"]`)),
 	)
 	shots.shot(ctx, "05-new-service-picker")

@@ -143,13 +143,8 @@ func (a *app) loginCmd() *cobra.Command {
 			if a.server == "" || a.token == "" {
 				return errors.New("give both --server and --token (the admin token is in DATA/admin-token)")
 			}
-			c := apiclient.New(a.server, a.token)
-			var me struct {
-				UserID string `json:"user_id"`
-				OrgID  string `json:"org_id"`
-				Role   string `json:"role"`
-			}
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/me", nil, &me); err != nil {
+			me, err := whoAmI(cmd.Context(), apiclient.New(a.server, a.token))
+			if err != nil {
 				return err
 			}
 			path := a.configPath()
@@ -168,6 +163,21 @@ func (a *app) loginCmd() *cobra.Command {
 }
 
 // client returns an API client from flags, environment or saved login.
+// identity is who an API token acts as.
+type identity struct {
+	UserID string `json:"user_id"`
+	OrgID  string `json:"org_id"`
+	Role   string `json:"role"`
+}
+
+// whoAmI asks the server who c's token acts as; it is also how the CLI
+// checks that the server answers and accepts the token.
+func whoAmI(ctx context.Context, c *apiclient.Client) (identity, error) {
+	var me identity
+	err := c.Do(ctx, "GET", "/api/v1/me", nil, &me)
+	return me, err
+}
+
 func (a *app) client() (*apiclient.Client, error) {
 	server, token := a.server, a.token
 	if server == "" {

@@ -790,11 +790,8 @@ func (a *app) doctorCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var me struct {
-				UserID string `json:"user_id"`
-				OrgID  string `json:"org_id"`
-			}
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/me", nil, &me); err != nil {
+			me, err := whoAmI(cmd.Context(), cl)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.env.Stdout, "server %s: reachable, signed in as %s in %s\n", cl.BaseURL, me.UserID, me.OrgID)

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -13,7 +10,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
-	"slipway.dev/slipway/internal/secrets"
+	"slipway.dev/slipway/internal/forge/gitea"
 	"slipway.dev/slipway/internal/store"
 	"slipway.dev/slipway/internal/testenv/giteatest"
 )
@@ -330,10 +327,7 @@ func countSHA(ds []slipway.Deployment, sha string) int {
 // hook's secret (read from the data directory the way only the server can).
 func resendDelivery(t *testing.T, srv interface{ URL() string }, dataDir, integrationID, deliveryID, providerID string) {
 	t.Helper()
-	keys, err := secrets.LoadOrCreate(filepath.Join(dataDir, "master.key"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hookID, secret := hookSecret(t, dataDir, integrationID)
 	st, err := store.Open(ctx2(), databaseURL(t, dataDir), dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -347,21 +341,11 @@ func resendDelivery(t *testing.T, srv interface{ URL() string }, dataDir, integr
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooks, err := st.ListRepoHooks(ctx2(), integ.OrgID, integrationID)
-	if err != nil || len(hooks) != 1 {
-		t.Fatalf("hooks: %v %d", err, len(hooks))
-	}
-	secret, err := keys.Open(hooks[0].SecretCiphertext, []byte("hook:"+integrationID+":"+hooks[0].RepoID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(d.Body)
-	req, _ := http.NewRequest("POST", srv.URL()+"/hooks/gitea/"+integrationID+"?hook="+hooks[0].ID, strings.NewReader(string(d.Body)))
+	req, _ := http.NewRequest("POST", srv.URL()+"/hooks/gitea/"+integrationID+"?hook="+hookID, strings.NewReader(string(d.Body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Gitea-Event", "push")
 	req.Header.Set("X-Gitea-Delivery", providerID)
-	req.Header.Set("X-Gitea-Signature", hex.EncodeToString(mac.Sum(nil)))
+	gitea.Sign(req.Header, d.Body, secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

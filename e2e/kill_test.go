@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -20,6 +17,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/gitea"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/store"
 	"slipway.dev/slipway/internal/testenv/giteatest"
@@ -226,12 +224,10 @@ func TestAcknowledgedWebhooksSurviveKill(t *testing.T) {
 		hc["id"], hc["message"] = shas[i], fmt.Sprintf("commit %d", i)
 		m["commits"] = []any{hc}
 		body, _ := json.Marshal(m)
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write(body)
 		req, _ := http.NewRequest("POST", p.url+"/hooks/gitea/"+integ.ID+"?hook="+hookID, bytes.NewReader(body))
 		req.Header.Set("X-Gitea-Event", "push")
 		req.Header.Set("X-Gitea-Delivery", fmt.Sprintf("kill-test-%d", i))
-		req.Header.Set("X-Gitea-Signature", hex.EncodeToString(mac.Sum(nil)))
+		gitea.Sign(req.Header, body, secret)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -305,7 +301,12 @@ func TestKilledDuringBuild(t *testing.T) {
 
 	p2 := startProc(t, dataDir, ws, addr)
 	c.base = p2.url
-	c.must("GET", "/api/v1/deployments/"+d.ID, nil, &d)
+	// The dead worker's heartbeat goes silent; the restarted server fails
+	// the deployment within the abandon window plus one sweep.
+	waitFor(t, "the interrupted deployment to be failed", 2*time.Minute, func() bool {
+		c.must("GET", "/api/v1/deployments/"+d.ID, nil, &d)
+		return d.Status != slipway.DeployBuilding
+	})
 	if d.Status != slipway.DeployFailed || !strings.Contains(d.Error, "building") {
 		t.Fatalf("interrupted deployment after restart: %s %q; want failed naming the building phase", d.Status, d.Error)
 	}

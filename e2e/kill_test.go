@@ -291,8 +291,11 @@ func TestKilledDuringBuild(t *testing.T) {
 
 	var d slipway.Deployment
 	c.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{}, &d)
-	waitFor(t, "the build to start", time.Minute, func() bool {
+	waitFor(t, "the build to start", 2*time.Minute, func() bool {
 		c.must("GET", "/api/v1/deployments/"+d.ID, nil, &d)
+		if d.Status.Terminal() {
+			t.Fatalf("deployment ended %s before its build: %s", d.Status, d.Error)
+		}
 		return d.Status == slipway.DeployBuilding
 	})
 	// While the build runs: the clone token is on no process command line.
@@ -301,7 +304,12 @@ func TestKilledDuringBuild(t *testing.T) {
 
 	p2 := startProc(t, dataDir, ws, addr)
 	c.base = p2.url
-	c.must("GET", "/api/v1/deployments/"+d.ID, nil, &d)
+	// The dead worker's heartbeat goes silent; the restarted server fails
+	// the deployment within the abandon window plus one sweep.
+	waitFor(t, "the interrupted deployment to be failed", 2*time.Minute, func() bool {
+		c.must("GET", "/api/v1/deployments/"+d.ID, nil, &d)
+		return d.Status != slipway.DeployBuilding
+	})
 	if d.Status != slipway.DeployFailed || !strings.Contains(d.Error, "building") {
 		t.Fatalf("interrupted deployment after restart: %s %q; want failed naming the building phase", d.Status, d.Error)
 	}

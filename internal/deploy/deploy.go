@@ -140,14 +140,29 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 	return nil // the failure is recorded; retrying the job would not help
 }
 
+// Heartbeats tell every replica that a running deployment's worker is
+// alive; one silent for abandonAfter is failed by whichever replica
+// notices (at start, or in the periodic sweep).
+const (
+	heartbeatEvery = 5 * time.Second
+	abandonAfter   = 20 * time.Second
+)
+
 func (p *Pipeline) watchCancel(ctx context.Context, cancel context.CancelFunc, orgID, id string) {
 	t := time.NewTicker(cancelPoll)
 	defer t.Stop()
+	lastBeat := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if time.Since(lastBeat) >= heartbeatEvery {
+				if err := p.st.HeartbeatDeployment(ctx, id, time.Now()); err != nil {
+					p.log.Warn("deployment heartbeat", "deployment", id, "err", err)
+				}
+				lastBeat = time.Now()
+			}
 			d, err := p.st.GetDeployment(ctx, orgID, id)
 			if err == nil && (d.Status == slipway.DeployCancelled || d.Status == slipway.DeploySuperseded) {
 				cancel()
@@ -423,16 +438,8 @@ func (p *Pipeline) hosts(ctx context.Context, svc slipway.Service) ([]string, er
 // releases of the process runtime, which died with the previous process,
 // are started again from their build and routed.
 func (p *Pipeline) Recover(ctx context.Context) error {
-	stuck, err := p.st.ListDeploymentsByStatus(ctx, slipway.DeployCloning, slipway.DeployBuilding, slipway.DeployDeploying)
-	if err != nil {
+	if err := p.FailAbandoned(ctx); err != nil {
 		return err
-	}
-	for _, d := range stuck {
-		msg := fmt.Sprintf("Slipway stopped during the %s phase; deploy again", d.Status)
-		if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, slipway.DeployFailed, msg); err != nil {
-			p.log.Warn("fail interrupted deployment", "deployment", d.ID, "err", err)
-		}
-		p.log.Info("failed interrupted deployment", "deployment", d.ID, "phase", d.Status)
 	}
 	// Queued deployments may have lost their job with the previous
 	// process; a second job is harmless (see Run).
@@ -453,6 +460,26 @@ func (p *Pipeline) Recover(ctx context.Context) error {
 		if err := p.restore(ctx, d); err != nil {
 			p.log.Warn("restore live release", "deployment", d.ID, "err", err)
 		}
+	}
+	return nil
+}
+
+// FailAbandoned fails the deployments whose worker stopped sending
+// heartbeats (its process was killed or its machine lost), with the phase
+// it was in. Only silent deployments are touched, so a replica starting
+// next to another never fails that replica's running work.
+func (p *Pipeline) FailAbandoned(ctx context.Context) error {
+	stuck, err := p.st.ListAbandonedDeployments(ctx, time.Now().Add(-abandonAfter))
+	if err != nil {
+		return err
+	}
+	for _, d := range stuck {
+		msg := fmt.Sprintf("Slipway stopped during the %s phase; deploy again", d.Status)
+		if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, slipway.DeployFailed, msg); err != nil {
+			p.log.Warn("fail interrupted deployment", "deployment", d.ID, "err", err)
+			continue
+		}
+		p.log.Info("failed interrupted deployment", "deployment", d.ID, "phase", d.Status)
 	}
 	return nil
 }

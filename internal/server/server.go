@@ -200,8 +200,10 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	q, err := jobs.New(st, jobs.Handlers{
 		Deploy:          s.Pipeline.Run,
 		ProcessDelivery: svc.ProcessDelivery,
-		Sweep:           svc.SweepDeliveries,
-		Action:          s.Pipeline.Act,
+		Sweep: func(ctx context.Context) error {
+			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx))
+		},
+		Action: s.Pipeline.Act,
 		Reconcile: func(ctx context.Context) error {
 			_, err := svc.Reconcile(ctx)
 			return err

@@ -513,7 +513,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 			s.log.Warn("reconcile: resolve branch head", "service", svc.ID, "err", err)
 			continue
 		}
-		if head.SHA == svc.LastSeenHead {
+		if head.SHA == svc.LastSeenHead || s.alreadyDeploying(ctx, svc, head.SHA) {
 			continue
 		}
 		dep, _, created, err := s.autoDeploy(ctx, integ, svc, head.SHA, "refs/heads/"+svc.Source.Branch, head, slipway.EventPush, "reconciler", nil)
@@ -582,4 +582,19 @@ func (s *Service) RequeueDeployment(ctx context.Context, orgID, deploymentID str
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		return s.jobs.EnqueueDeploy(ctx, tx, orgID, deploymentID)
 	})
+}
+
+// alreadyDeploying reports whether the Service's newest deployment is of
+// sha and did not fail: the head is being (or was) deployed by hand or by
+// a hook, so the reconciler has nothing to add.
+func (s *Service) alreadyDeploying(ctx context.Context, svc slipway.Service, sha string) bool {
+	latest, err := s.store.LatestDeployment(ctx, svc.OrgID, svc.ID)
+	if err != nil || latest.CommitSHA != sha {
+		return false
+	}
+	switch latest.Status {
+	case slipway.DeployFailed, slipway.DeployCancelled, slipway.DeploySuperseded:
+		return false
+	}
+	return true
 }

@@ -75,11 +75,18 @@ func (s *Service) deploy(ctx context.Context, a Actor, serviceRef string, in Dep
 		d.CommitSHA, d.Ref, d.CommitMessage, d.CommitAuthor, d.IntegrationID = commit.SHA, ref, commit.Message, commit.Author, svc.Source.IntegrationID
 	}
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		_, err := s.createDeploymentTx(ctx, tx, &d, "")
-		if err == nil {
-			s.audit(ctx, tx, a, "deployment.create", "deployment", d.ID, map[string]string{"service": svc.ID, "sha": d.CommitSHA, "trigger": string(trigger)})
+		if _, err := s.createDeploymentTx(ctx, tx, &d, ""); err != nil {
+			return err
 		}
-		return err
+		// Deploying the branch head by hand counts as having seen it: the
+		// reconciler must not deploy the same commit a second time.
+		if d.CommitSHA != "" && svc.Source.Branch != "" && d.Ref == svc.Source.Branch {
+			if err := tx.SetServiceLastSeenHead(ctx, svc.OrgID, svc.ID, d.CommitSHA); err != nil {
+				return err
+			}
+		}
+		s.audit(ctx, tx, a, "deployment.create", "deployment", d.ID, map[string]string{"service": svc.ID, "sha": d.CommitSHA, "trigger": string(trigger)})
+		return nil
 	})
 	return d, err
 }

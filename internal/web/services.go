@@ -144,6 +144,30 @@ func (w *Web) rollback(rw http.ResponseWriter, r *http.Request, q *req) error {
 	return redirect(rw, r, orgURL(q.org.ID, "deployments", d.ID))
 }
 
+// releaseAction restarts or stops the live release (a job), then shows
+// the Service again.
+func (w *Web) releaseAction(action string) orgHandler {
+	return func(rw http.ResponseWriter, r *http.Request, q *req) error {
+		var err error
+		if action == service.ActionStop {
+			_, err = w.svc.StopService(r.Context(), q.a, r.PathValue("svc"))
+		} else {
+			_, err = w.svc.RestartService(r.Context(), q.a, r.PathValue("svc"))
+		}
+		if err != nil {
+			return w.orShowOnService(rw, r, q, err)
+		}
+		return redirect(rw, r, orgURL(q.org.ID, "services", r.PathValue("svc")))
+	}
+}
+
+func (w *Web) resumeAutoDeploy(rw http.ResponseWriter, r *http.Request, q *req) error {
+	if _, err := w.svc.ResumeAutoDeploy(r.Context(), q.a, r.PathValue("svc")); err != nil {
+		return w.orShowOnService(rw, r, q, err)
+	}
+	return redirect(rw, r, orgURL(q.org.ID, "services", r.PathValue("svc")))
+}
+
 func (w *Web) setVariable(rw http.ResponseWriter, r *http.Request, q *req) error {
 	in := service.VariableInput{Key: strings.TrimSpace(r.PostFormValue("key")), Value: r.PostFormValue("value"), Secret: r.PostFormValue("secret") == "on"}
 	if _, err := w.svc.SetVariable(r.Context(), q.a, r.PathValue("svc"), in); err != nil {

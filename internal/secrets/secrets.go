@@ -63,7 +63,7 @@ func LoadOrCreate(path, envKey string) (*Keyring, error) {
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		id, line, err := newKeyLine()
+		_, line, err := newKeyLine()
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +81,6 @@ func LoadOrCreate(path, envKey string) (*Keyring, error) {
 		if err := f.Close(); err != nil {
 			return nil, fmt.Errorf("secrets: write master key file: %w", err)
 		}
-		_ = id
 		data = []byte(line)
 	} else if err != nil {
 		return nil, fmt.Errorf("secrets: read master key file: %w", err)

@@ -316,6 +316,13 @@ func TestKilledDuringBuild(t *testing.T) {
 	c.must("PATCH", "/api/v1/services/"+svc.ID, map[string]any{"build": map[string]any{}}, nil)
 	var next slipway.Deployment
 	c.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{}, &next)
+	defer func() {
+		if t.Failed() {
+			for _, d := range c.deployments(svc.ID) {
+				t.Logf("deployment %s %s trigger=%s by=%s sha=%s err=%q", d.ID, d.Status, d.Trigger, d.TriggeredBy, d.CommitSHA[:8], d.Error)
+			}
+		}
+	}()
 	c.waitLive(next.ID, 5*time.Minute)
 	assertNoLeak(t, token, p2)
 }

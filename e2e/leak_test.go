@@ -534,7 +534,7 @@ func openStore(t *testing.T, dataDir string) (*secrets.Keyring, *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx2(), "", dataDir, nil)
+	st, err := store.Open(ctx2(), databaseURL(t, dataDir), dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -301,6 +301,11 @@ func (s *Service) autoDeploy(ctx context.Context, integ slipway.Integration, svc
 	case slipway.SkipRequested(head.Message):
 		return "", "skipped: the commit message asks not to deploy", false, markSeen()
 	}
+	if id := s.deployingNow(ctx, svc, sha); id != "" {
+		// Deployed by hand (or a hook, or an earlier delivery) a moment
+		// before this: the same commit is not deployed twice.
+		return id, "already deploying " + slipway.ShortSHA(sha) + " as " + id, false, markSeen()
+	}
 	if len(svc.Source.WatchPaths) > 0 {
 		files, known := s.changedFiles(ctx, integ, svc, push, sha)
 		if known && !anyMatch(svc.Source.WatchPaths, svc.Source.RootDir, files) {
@@ -513,7 +518,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 			s.log.Warn("reconcile: resolve branch head", "service", svc.ID, "err", err)
 			continue
 		}
-		if head.SHA == svc.LastSeenHead || s.alreadyDeploying(ctx, svc, head.SHA) {
+		if head.SHA == svc.LastSeenHead || s.deployingNow(ctx, svc, head.SHA) != "" {
 			continue
 		}
 		dep, _, created, err := s.autoDeploy(ctx, integ, svc, head.SHA, "refs/heads/"+svc.Source.Branch, head, slipway.EventPush, "reconciler", nil)
@@ -584,17 +589,17 @@ func (s *Service) RequeueDeployment(ctx context.Context, orgID, deploymentID str
 	})
 }
 
-// alreadyDeploying reports whether the Service's newest deployment is of
-// sha and did not fail: the head is being (or was) deployed by hand or by
-// a hook, so the reconciler has nothing to add.
-func (s *Service) alreadyDeploying(ctx context.Context, svc slipway.Service, sha string) bool {
+// deployingNow returns the Service's newest deployment when it is of sha
+// and did not fail: the commit is being (or was) deployed, so another
+// trigger for it has nothing to add.
+func (s *Service) deployingNow(ctx context.Context, svc slipway.Service, sha string) string {
 	latest, err := s.store.LatestDeployment(ctx, svc.OrgID, svc.ID)
 	if err != nil || latest.CommitSHA != sha {
-		return false
+		return ""
 	}
 	switch latest.Status {
 	case slipway.DeployFailed, slipway.DeployCancelled, slipway.DeploySuperseded:
-		return false
+		return ""
 	}
-	return true
+	return latest.ID
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/forge/providers"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
 	"slipway.dev/slipway/internal/runtime/images"
@@ -51,7 +52,7 @@ func startServerWith(t testing.TB, dataDir, addr string, reconcile time.Duration
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
 		DatabaseURL:       os.Getenv("SLIPWAY_E2E_DATABASE_URL"),
 		ReconcileInterval: reconcile,
-		Forges:            forges(logger),
+		Forges:            providers.All(logger),
 		NewRuntime:        newRuntime(logger),
 		Logger:            logger,
 	})

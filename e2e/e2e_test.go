@@ -20,13 +20,7 @@ import (
 	"time"
 
 	"slipway.dev/slipway"
-	"slipway.dev/slipway/internal/forge"
-	"slipway.dev/slipway/internal/forge/azuredevops"
-	"slipway.dev/slipway/internal/forge/bitbucket"
-	"slipway.dev/slipway/internal/forge/gitea"
-	"slipway.dev/slipway/internal/forge/gitgeneric"
-	"slipway.dev/slipway/internal/forge/github"
-	"slipway.dev/slipway/internal/forge/gitlab"
+	"slipway.dev/slipway/internal/forge/providers"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -37,17 +31,6 @@ import (
 
 func TestMain(m *testing.M) { giteatest.Main(m) }
 
-// forges is the provider set of a real server.
-func forges(logger *slog.Logger) map[slipway.Provider]forge.Provider {
-	return map[slipway.Provider]forge.Provider{
-		slipway.ProviderGitHub:      github.New(github.Options{Logger: logger}),
-		slipway.ProviderGitLab:      gitlab.New(logger),
-		slipway.ProviderBitbucket:   bitbucket.New(logger),
-		slipway.ProviderAzureDevOps: azuredevops.New(logger),
-		slipway.ProviderGitea:       gitea.New(),
-		slipway.ProviderGit:         gitgeneric.New(),
-	}
-}
 
 // logWriter sends server logs to the test log (visible with -v or on failure).
 type logWriter struct{ t testing.TB }
@@ -87,7 +70,7 @@ func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *s
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
 		DatabaseURL:       databaseURL(t, dataDir),
 		ReconcileInterval: reconcile,
-		Forges:            forges(logger),
+		Forges:            providers.All(logger),
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			return process.New(logger, sb, process.Options{}), nil
 		},

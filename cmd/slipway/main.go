@@ -18,16 +18,9 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
-	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/build"
 	"slipway.dev/slipway/internal/cli"
-	"slipway.dev/slipway/internal/forge"
-	"slipway.dev/slipway/internal/forge/azuredevops"
-	"slipway.dev/slipway/internal/forge/bitbucket"
-	"slipway.dev/slipway/internal/forge/gitea"
-	"slipway.dev/slipway/internal/forge/gitgeneric"
-	"slipway.dev/slipway/internal/forge/github"
-	"slipway.dev/slipway/internal/forge/gitlab"
+	"slipway.dev/slipway/internal/forge/providers"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
 	"slipway.dev/slipway/internal/runtime/images"
@@ -55,17 +48,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-// forges lists every Git provider this build supports.
-func forges(logger *slog.Logger) map[slipway.Provider]forge.Provider {
-	return map[slipway.Provider]forge.Provider{
-		slipway.ProviderGitHub:      github.New(github.Options{Logger: logger}),
-		slipway.ProviderGitLab:      gitlab.New(logger),
-		slipway.ProviderBitbucket:   bitbucket.New(logger),
-		slipway.ProviderAzureDevOps: azuredevops.New(logger),
-		slipway.ProviderGitea:       gitea.New(),
-		slipway.ProviderGit:         gitgeneric.New(),
-	}
-}
 
 // dockerRuntime and swarmRuntime add image building and the image cache
 // to the image runtimes, so the deploy pipeline builds a Dockerfile for
@@ -131,7 +113,7 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
 		MasterKey:  os.Getenv("SLIPWAY_MASTER_KEY"),
-		Forges:     forges(logger),
+		Forges:     providers.All(logger),
 		NewRuntime: newRuntime(f.Runtime, logger),
 		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
 			web.New(svc, logger, web.Options{}).Register(mux)

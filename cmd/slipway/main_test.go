@@ -15,6 +15,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"slipway.dev/slipway/internal/forge/providers"
 	"slipway.dev/slipway/internal/server"
 	"slipway.dev/slipway/internal/testenv/pgtest"
 )
@@ -103,7 +104,7 @@ func cmdStartServer(ts *testscript.TestScript, neg bool, args []string) {
 		Addr:              "127.0.0.1:0",
 		DatabaseURL:       ts.Getenv("SLIPWAY_DATABASE_URL"),
 		ReconcileInterval: -1,
-		Forges:            forges(logger),
+		Forges:            providers.All(logger),
 		NewRuntime:        newRuntime("process", logger),
 		Logger:            logger,
 	})

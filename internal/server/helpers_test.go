@@ -16,13 +16,7 @@ import (
 	"time"
 
 	"slipway.dev/slipway"
-	"slipway.dev/slipway/internal/forge"
-	"slipway.dev/slipway/internal/forge/azuredevops"
-	"slipway.dev/slipway/internal/forge/bitbucket"
-	"slipway.dev/slipway/internal/forge/gitea"
-	"slipway.dev/slipway/internal/forge/gitgeneric"
-	"slipway.dev/slipway/internal/forge/github"
-	"slipway.dev/slipway/internal/forge/gitlab"
+	"slipway.dev/slipway/internal/forge/providers"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -64,14 +58,7 @@ func startServer(t *testing.T, databaseURL string) *server.Server {
 		Addr:              "127.0.0.1:0",
 		DatabaseURL:       databaseURL,
 		ReconcileInterval: -1,
-		Forges: map[slipway.Provider]forge.Provider{
-			slipway.ProviderGitHub:      github.New(github.Options{Logger: logger}),
-			slipway.ProviderGitLab:      gitlab.New(logger),
-			slipway.ProviderBitbucket:   bitbucket.New(logger),
-			slipway.ProviderAzureDevOps: azuredevops.New(logger),
-			slipway.ProviderGitea:       gitea.New(),
-			slipway.ProviderGit:         gitgeneric.New(),
-		},
+		Forges:            providers.All(logger),
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			return process.New(logger, sb, process.Options{}), nil
 		},

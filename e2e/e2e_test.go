@@ -31,7 +31,6 @@ import (
 
 func TestMain(m *testing.M) { giteatest.Main(m) }
 
-
 // logWriter sends server logs to the test log (visible with -v or on failure).
 type logWriter struct{ t testing.TB }
 

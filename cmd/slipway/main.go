@@ -48,7 +48,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-
 // dockerRuntime and swarmRuntime add image building and the image cache
 // to the image runtimes, so the deploy pipeline builds a Dockerfile for
 // them instead of running the process runtime's build plan.

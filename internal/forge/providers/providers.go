@@ -12,8 +12,8 @@ import (
 	"slipway.dev/slipway/internal/forge/azuredevops"
 	"slipway.dev/slipway/internal/forge/bitbucket"
 	"slipway.dev/slipway/internal/forge/gitea"
-	"slipway.dev/slipway/internal/forge/github"
 	"slipway.dev/slipway/internal/forge/gitgeneric"
+	"slipway.dev/slipway/internal/forge/github"
 	"slipway.dev/slipway/internal/forge/gitlab"
 )
 

@@ -154,12 +154,22 @@ func TestFetchRejectsBadInput(t *testing.T) {
 // 127.0.0.1, behind basic auth, and records every password it was offered.
 func gitHTTPServer(t *testing.T, root, user, password string) *httptest.Server {
 	t.Helper()
+	return gitHTTPServerRecording(t, root, user, password, nil)
+}
+
+// gitHTTPServerRecording is gitHTTPServer that also hands every request's
+// path and Authorization header to rec, when rec is not nil.
+func gitHTTPServerRecording(t *testing.T, root, user, password string, rec *authRecorder) *httptest.Server {
+	t.Helper()
 	execPath := gitIn(t, root, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec != nil {
+			rec.record(r.URL.Path, r.Header.Get("Authorization"))
+		}
 		u, p, ok := r.BasicAuth()
 		if !ok || u != user || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)

@@ -139,7 +139,7 @@ func Fetch(ctx context.Context, opts Options, log io.Writer) (Result, error) {
 	if opts.LFS && usesLFS(filepath.Join(opts.Dir, ".gitattributes")) {
 		if _, err := g.run(ctx, "lfs", "version"); err != nil {
 			fmt.Fprintln(log, "git-lfs is not installed: skipping LFS objects")
-		} else if _, err := g.run(ctx, "lfs", "pull"); err != nil {
+		} else if _, err := g.run(ctx, append(lfsFilterConfig(), "lfs", "pull")...); err != nil {
 			return Result{}, err
 		}
 	}
@@ -151,6 +151,20 @@ func Fetch(ctx context.Context, opts Options, log io.Writer) (Result, error) {
 	}
 	res.MaxRSSKB = g.maxRSS
 	return res, nil
+}
+
+// lfsFilterConfig configures the LFS filter for one command. git-lfs only
+// writes pulled content into the work tree when filter.lfs.clean is set,
+// and HOME is empty here, so without this "git lfs pull" downloads the
+// objects and leaves the pointers in place. Passing it with -c keeps the
+// filter out of .git/config.
+func lfsFilterConfig() []string {
+	return []string{
+		"-c", "filter.lfs.clean=git-lfs clean -- %f",
+		"-c", "filter.lfs.smudge=git-lfs smudge -- %f",
+		"-c", "filter.lfs.process=git-lfs filter-process",
+		"-c", "filter.lfs.required=true",
+	}
 }
 
 func isFullSHA(s string) bool {

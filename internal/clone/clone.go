@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -58,8 +57,6 @@ type Result struct {
 	Message string // full commit message
 	Author  string // "Name <email>"
 	Dir     string // Options.Dir joined with the root directory
-	// MaxRSSKB is the largest peak resident set of any git child, in KiB.
-	MaxRSSKB int64
 }
 
 // ErrSHAMismatch is returned (wrapped) when what got checked out is not
@@ -149,7 +146,6 @@ func Fetch(ctx context.Context, opts Options, log io.Writer) (Result, error) {
 			return Result{}, fmt.Errorf("clone: root directory %q does not exist in commit %s", root, opts.SHA)
 		}
 	}
-	res.MaxRSSKB = g.maxRSS
 	return res, nil
 }
 
@@ -207,7 +203,6 @@ type gitRunner struct {
 	log    io.Writer
 	secret []string
 	tmp    string // askpass script and SSH key; removed by cleanup
-	maxRSS int64
 }
 
 const askpassScript = `#!/bin/sh
@@ -296,11 +291,6 @@ func (g *gitRunner) run(ctx context.Context, args ...string) ([]byte, error) {
 	fmt.Fprintf(logw, "$ git %s\n", strings.Join(args, " "))
 	err := cmd.Run()
 	logw.Flush()
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > g.maxRSS {
-			g.maxRSS = ru.Maxrss
-		}
-	}
 	if err != nil {
 		msg := strings.TrimSpace(mask(lastLine(tail.String()), g.secret))
 		if ctx.Err() != nil {

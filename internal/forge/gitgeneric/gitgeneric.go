@@ -149,13 +149,21 @@ func (p *Provider) lsRemote(ctx context.Context, c *forge.Conn, args ...string) 
 // message (which never contains the secret: it is not in the URL).
 func classify(u, stderr string, err error) error {
 	msg := strings.TrimSpace(stderr)
+	// Classify on git's words only: the URL or path git echoes may hold
+	// anything (a temporary directory named ...401..., a repo called
+	// "not-found").
 	low := strings.ToLower(msg)
+	for _, echoed := range []string{u, strings.TrimPrefix(u, "file://")} {
+		if echoed != "" {
+			low = strings.ReplaceAll(low, strings.ToLower(echoed), "")
+		}
+	}
 	var code slipway.ErrorCode
 	var fix string
 	switch {
 	case strings.Contains(low, "authentication failed"), strings.Contains(low, "permission denied"),
 		strings.Contains(low, "could not read username"), strings.Contains(low, "could not read password"),
-		strings.Contains(low, "403"), strings.Contains(low, "401"):
+		strings.Contains(low, "returned error: 403"), strings.Contains(low, "returned error: 401"):
 		code, fix = slipway.ECodeCredentialsInvalid, "Check the username and token, or add the deploy key to the repository."
 	case strings.Contains(low, "not found"), strings.Contains(low, "does not appear to be a git repository"),
 		strings.Contains(low, "repository") && strings.Contains(low, "not exist"):

@@ -386,15 +386,10 @@ func (s *Service) conn(ctx context.Context, integ slipway.Integration) (*forge.C
 		return nil, err
 	}
 	c := &forge.Conn{Integration: integ, Secret: sec}
-	switch {
-	case integ.AuthMethod == slipway.AuthOAuth && sec.RefreshToken != "":
+	// GitHub App installation tokens are minted and cached by the GitHub
+	// provider itself from the App credentials; only OAuth needs a source.
+	if integ.AuthMethod == slipway.AuthOAuth && sec.RefreshToken != "" {
 		c.Tokens = s.tokens.oauth(integ)
-	case integ.AuthMethod == slipway.AuthGitHubApp:
-		if ts, ok := s.forges[integ.Provider].(interface {
-			InstallationTokens(c *forge.Conn) forge.TokenSource
-		}); ok {
-			c.Tokens = ts.InstallationTokens(c)
-		}
 	}
 	return c, nil
 }

@@ -33,6 +33,10 @@ const (
 	ECodeIntegrationNeedsAttention ErrorCode = "integration_needs_attention" // 422
 	ECodeBadSignature              ErrorCode = "bad_signature"               // 401: webhook signature missing or wrong
 	ECodeProjectsReadOnly          ErrorCode = "projects_read_only"          // 409: new legacy Projects are refused
+
+	// Hosts.
+	ECodeHostReserved ErrorCode = "host_reserved" // 409: the control plane's own host, an alias of it, or a name under the base domain
+	ECodeHostTaken    ErrorCode = "host_taken"    // 409: another Service holds the host
 )
 
 // Error is Slipway's error type: a code, a human message, and optionally the

@@ -42,8 +42,12 @@ const (
 
 // Organisation is the tenant. Nothing crosses its boundary.
 type Organisation struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// HostLabel is the DNS label, unique across the installation and
+	// never changed, that the organisation's generated hosts end in
+	// (<service>.<environment>.<application>.<host-label>.<base-domain>).
+	HostLabel string    `json:"host_label,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -220,8 +224,45 @@ type Service struct {
 	AutoDeployPaused bool          `json:"auto_deploy_paused"` // set by a rollback until the user resumes
 	LiveDeploymentID string        `json:"live_deployment_id,omitempty"`
 	LastSeenHead     string        `json:"last_seen_head,omitempty"` // the reconciler's last observed head commit
-	CreatedAt        time.Time     `json:"created_at"`
-	UpdatedAt        time.Time     `json:"updated_at"`
+	// Hosts are every host name the Service answers at, read from the
+	// host claims (filled by the use cases on reads, never stored here).
+	Hosts     []HostClaim `json:"hosts,omitempty"`
+	CreatedAt time.Time   `json:"created_at"`
+	UpdatedAt time.Time   `json:"updated_at"`
+}
+
+// HostKind says where a host claim comes from.
+type HostKind string
+
+// Host kinds.
+const (
+	HostGenerated HostKind = "generated" // <service>.<environment>.<application>.<org-label>.<base-domain>
+	HostCustom    HostKind = "custom"    // a domain the user added
+	HostProject   HostKind = "project"   // a legacy Project host, <service>.<project>.<base-domain>
+	// HostPrevious is the generated host a Service answered at before
+	// host claims existed (without the organisation label), kept after
+	// the upgrade so existing links keep working.
+	HostPrevious HostKind = "previous"
+)
+
+// HostState is whether a claimed host is routed.
+type HostState string
+
+// Host states.
+const (
+	HostActive  HostState = "active"  // routed to the Service's live release
+	HostPending HostState = "pending" // waiting for proof of ownership; never routed
+)
+
+// HostClaim is one host name held by one Service. A host is held by at most
+// one Service across the whole installation.
+type HostClaim struct {
+	Host      string    `json:"name"`
+	Kind      HostKind  `json:"kind"`
+	State     HostState `json:"state"`
+	OrgID     string    `json:"-"`
+	ServiceID string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // ServiceSource links an app Service to a repository and a branch or tag.

@@ -500,6 +500,13 @@ func printService(w io.Writer, s slipway.Service) {
 	if s.LiveDeploymentID != "" {
 		fmt.Fprintf(w, "live deployment:\t%s\n", s.LiveDeploymentID)
 	}
+	for i, h := range s.Hosts {
+		label := ""
+		if i == 0 {
+			label = "hosts:"
+		}
+		fmt.Fprintf(w, "%s\t%s (%s, %s)\n", label, h.Host, h.Kind, h.State)
+	}
 }
 
 func (a *app) serviceCmd() *cobra.Command {

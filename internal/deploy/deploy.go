@@ -314,7 +314,10 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 		_ = p.rt.Stop(context.WithoutCancel(ctx), d.ID)
 		return fmt.Errorf("go live: %w", err)
 	}
-	previous := p.router.Switch(hosts, inst)
+	previous, refused := p.router.Switch(svc.ID, hosts, inst)
+	for _, h := range refused {
+		fmt.Fprintf(logs, "not routing %s: another service holds it\n", h)
+	}
 	fmt.Fprintf(logs, "==> live at %s\n", strings.Join(hosts, ", "))
 	bg := context.WithoutCancel(ctx)
 	go func() {
@@ -394,13 +397,7 @@ func (p *Pipeline) Act(ctx context.Context, orgID, serviceID, action string) err
 		if d.Status != slipway.DeployLive {
 			return nil
 		}
-		hosts, err := p.hosts(ctx, svc)
-		if err != nil {
-			return err
-		}
-		for _, h := range hosts {
-			p.router.Remove(h)
-		}
+		p.router.RemoveOwner(svc.ID)
 		if err := p.rt.Stop(ctx, d.ID); err != nil {
 			return err
 		}
@@ -424,13 +421,47 @@ func (p *Pipeline) Act(ctx context.Context, orgID, serviceID, action string) err
 	return fmt.Errorf("unknown release action %q", action)
 }
 
-// hosts are the host names a Service answers on.
+// hosts are the host names a Service holds and may be routed at.
 func (p *Pipeline) hosts(ctx context.Context, svc slipway.Service) ([]string, error) {
-	host, err := p.svc.ServiceHost(ctx, svc)
+	return p.svc.RoutableHosts(ctx, svc)
+}
+
+// SyncRoutes makes the router's entries for a Service exactly the hosts it
+// holds now (after a domain was added or removed, or a rename): released
+// hosts stop answering at once, new ones are routed to the live release.
+func (p *Pipeline) SyncRoutes(ctx context.Context, orgID, serviceID string) error {
+	svc, err := p.st.GetService(ctx, orgID, serviceID)
 	if err != nil {
-		return nil, err
+		if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
+			p.router.RemoveOwner(serviceID)
+			return nil
+		}
+		return err
 	}
-	return append([]string{host}, svc.Domains...), nil
+	hosts, err := p.hosts(ctx, svc)
+	if err != nil {
+		return err
+	}
+	p.router.Retain(svc.ID, hosts)
+	if inst, ok := p.router.Routed(svc.ID); ok {
+		if _, refused := p.router.Switch(svc.ID, hosts, inst); len(refused) > 0 {
+			p.log.Warn("hosts held by this service are routed to another", "service", svc.ID, "hosts", refused)
+		}
+	}
+	return nil
+}
+
+// Retire stops routing a Service and stops its live release; the Service
+// is about to be deleted.
+func (p *Pipeline) Retire(ctx context.Context, svc slipway.Service) error {
+	p.router.RemoveOwner(svc.ID)
+	if svc.LiveDeploymentID == "" {
+		return nil
+	}
+	if err := p.rt.Stop(ctx, svc.LiveDeploymentID); err != nil {
+		return fmt.Errorf("stop release %s: %w", svc.LiveDeploymentID, err)
+	}
+	return nil
 }
 
 // Recover runs at start. Deployments left mid-way by a crash are marked
@@ -532,7 +563,7 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 	if err != nil {
 		return err
 	}
-	p.router.Switch(hosts, inst)
+	p.router.Switch(svc.ID, hosts, inst)
 	return nil
 }
 

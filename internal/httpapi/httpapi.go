@@ -92,7 +92,7 @@ func StatusFor(code slipway.ErrorCode) int {
 		return http.StatusForbidden
 	case slipway.ECodeNotFound:
 		return http.StatusNotFound
-	case slipway.ECodeConflict, slipway.ECodeInvalidTransition, slipway.ECodeProjectsReadOnly:
+	case slipway.ECodeConflict, slipway.ECodeInvalidTransition, slipway.ECodeProjectsReadOnly, slipway.ECodeHostReserved, slipway.ECodeHostTaken:
 		return http.StatusConflict
 	case slipway.ECodeGone:
 		return http.StatusGone

@@ -11,7 +11,6 @@ package router
 import (
 	"context"
 	"encoding/json"
-
 	"fmt"
 	"html"
 	"log/slog"
@@ -24,10 +23,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/runtime"
 )
 
 // Router implements http.Handler.
+//
+// Every route belongs to an owner (the Service holding the host): a switch
+// never takes a host routed for another owner, and removing routes names
+// the owner, so one Service's stop, delete or domain removal cannot touch
+// another's routes, whatever the host names look like. Which hosts an
+// owner may hold is decided by the host claims (internal/service); the
+// router only keeps owners apart.
 type Router struct {
 	logger    *slog.Logger
 	transport http.RoundTripper
@@ -40,6 +47,7 @@ type Router struct {
 
 // backend is one release address and its proxy.
 type backend struct {
+	owner        string
 	deploymentID string
 	addr         string
 	proxy        *httputil.ReverseProxy
@@ -63,60 +71,94 @@ func New(logger *slog.Logger) *Router {
 	return r
 }
 
-// NormalizeHost lower-cases host and strips a port and a trailing dot.
-func NormalizeHost(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
-}
+// NormalizeHost is slipway.NormalizeHost: the router compares hosts in the
+// same spelling as the claims and the control plane's dispatch.
+func NormalizeHost(host string) string { return slipway.NormalizeHost(host) }
 
-// Set routes host to addr (the release deploymentID).
-func (r *Router) Set(host, deploymentID, addr string) {
-	r.Switch([]string{host}, runtime.Instance{DeploymentID: deploymentID, Addr: addr})
-}
-
-// Remove stops routing host.
-func (r *Router) Remove(host string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	next := r.copyTable()
-	delete(next, NormalizeHost(host))
-	r.table.Store(&next)
-}
-
-// Switch routes every host to inst at once and returns the addresses the
-// hosts were routed to before (deduplicated, without inst's own), for the
-// caller to Drain and then stop.
-func (r *Router) Switch(hosts []string, inst runtime.Instance) (previous []string) {
+// Switch routes every host to inst for owner at once and returns the
+// addresses the hosts were routed to before (deduplicated, without inst's
+// own), for the caller to Drain and then stop. A host routed for another
+// owner is left alone and returned in refused.
+func (r *Router) Switch(owner string, hosts []string, inst runtime.Instance) (previous, refused []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b, ok := r.backends[inst.Addr]
-	if !ok || b.deploymentID != inst.DeploymentID {
-		b = r.newBackend(inst)
+	if !ok || b.deploymentID != inst.DeploymentID || b.owner != owner {
+		b = r.newBackend(owner, inst)
 		r.backends[inst.Addr] = b
 	}
 	next := r.copyTable()
 	seen := map[string]bool{inst.Addr: true}
 	for _, h := range hosts {
 		h = NormalizeHost(h)
-		if old, ok := next[h]; ok && !seen[old.addr] {
+		old, ok := next[h]
+		if ok && old.owner != owner {
+			refused = append(refused, h)
+			continue
+		}
+		if ok && !seen[old.addr] {
 			seen[old.addr] = true
 			previous = append(previous, old.addr)
 		}
 		next[h] = b
 	}
 	r.table.Store(&next)
-	return previous
+	return previous, refused
 }
 
-// Lookup returns the release and address host routes to.
-func (r *Router) Lookup(host string) (deploymentID, addr string, ok bool) {
+// Remove stops routing host, if owner's route it is.
+func (r *Router) Remove(owner, host string) {
+	r.edit(func(next map[string]*backend) {
+		h := NormalizeHost(host)
+		if b, ok := next[h]; ok && b.owner == owner {
+			delete(next, h)
+		}
+	})
+}
+
+// Retain keeps only the given hosts among owner's routes.
+func (r *Router) Retain(owner string, hosts []string) {
+	keep := map[string]bool{}
+	for _, h := range hosts {
+		keep[NormalizeHost(h)] = true
+	}
+	r.edit(func(next map[string]*backend) {
+		for h, b := range next {
+			if b.owner == owner && !keep[h] {
+				delete(next, h)
+			}
+		}
+	})
+}
+
+// RemoveOwner stops routing every host of owner.
+func (r *Router) RemoveOwner(owner string) { r.Retain(owner, nil) }
+
+// Routed returns the release owner's hosts are routed to, if any.
+func (r *Router) Routed(owner string) (runtime.Instance, bool) {
+	for _, b := range *r.table.Load() {
+		if b.owner == owner {
+			return runtime.Instance{DeploymentID: b.deploymentID, Addr: b.addr}, true
+		}
+	}
+	return runtime.Instance{}, false
+}
+
+func (r *Router) edit(change func(next map[string]*backend)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := r.copyTable()
+	change(next)
+	r.table.Store(&next)
+}
+
+// Lookup returns the owner, release and address host routes to.
+func (r *Router) Lookup(host string) (owner, deploymentID, addr string, ok bool) {
 	b, ok := (*r.table.Load())[NormalizeHost(host)]
 	if !ok {
-		return "", "", false
+		return "", "", "", false
 	}
-	return b.deploymentID, b.addr, true
+	return b.owner, b.deploymentID, b.addr, true
 }
 
 // InFlight returns the number of requests being proxied to addr.
@@ -170,7 +212,7 @@ func (r *Router) copyTable() map[string]*backend {
 	return next
 }
 
-func (r *Router) newBackend(inst runtime.Instance) *backend {
+func (r *Router) newBackend(owner string, inst runtime.Instance) *backend {
 	target := &url.URL{Scheme: "http", Host: inst.Addr}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -184,7 +226,7 @@ func (r *Router) newBackend(inst runtime.Instance) *backend {
 			writeProblem(w, req, http.StatusBadGateway, "Bad gateway", "The service did not answer. It may be restarting; try again in a moment.")
 		},
 	}
-	return &backend{deploymentID: inst.DeploymentID, addr: inst.Addr, proxy: proxy}
+	return &backend{owner: owner, deploymentID: inst.DeploymentID, addr: inst.Addr, proxy: proxy}
 }
 
 // ServeHTTP proxies the request to the host's live release.

@@ -35,7 +35,7 @@ func TestRoutesByHostCaseInsensitiveWithoutPort(t *testing.T) {
 	rt := New(quietLogger())
 	a := release(t, "a")
 	defer a.Close()
-	rt.Set("Shop.Example.test", "dep_a", addr(a))
+	rt.Switch("svc_a", []string{"Shop.Example.test"}, runtime.Instance{DeploymentID: "dep_a", Addr: addr(a)})
 	front := httptest.NewServer(rt)
 	defer front.Close()
 
@@ -50,11 +50,11 @@ func TestRoutesByHostCaseInsensitiveWithoutPort(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "a host=SHOP.example.TEST:8080 xfh=SHOP.example.TEST:8080 xff=127.0.0.1") {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
-	if id, got, ok := rt.Lookup("shop.example.test."); !ok || id != "dep_a" || got != addr(a) {
-		t.Errorf("Lookup = %s %s %v", id, got, ok)
+	if owner, id, got, ok := rt.Lookup("shop.example.test."); !ok || owner != "svc_a" || id != "dep_a" || got != addr(a) {
+		t.Errorf("Lookup = %s %s %s %v", owner, id, got, ok)
 	}
-	rt.Remove("shop.example.test")
-	if _, _, ok := rt.Lookup("shop.example.test"); ok {
+	rt.Remove("svc_a", "shop.example.test")
+	if _, _, _, ok := rt.Lookup("shop.example.test"); ok {
 		t.Error("route survived Remove")
 	}
 }
@@ -86,7 +86,7 @@ func TestBackendDownIs502(t *testing.T) {
 	dead := release(t, "dead")
 	a := addr(dead)
 	dead.Close()
-	rt.Set("x.test", "dep_dead", a)
+	rt.Switch("svc_dead", []string{"x.test"}, runtime.Instance{DeploymentID: "dep_dead", Addr: a})
 	rec := httptest.NewRecorder()
 	rt.ServeHTTP(rec, httptest.NewRequest("GET", "http://x.test/", nil))
 	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), `"status":502`) {
@@ -105,7 +105,7 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 	hosts := []string{"shop.example.test", "www.shop.example.test"}
 
 	live := release(t, "r0")
-	rt.Switch(hosts, runtime.Instance{DeploymentID: "dep_0", Addr: addr(live)})
+	rt.Switch("svc_shop", hosts, runtime.Instance{DeploymentID: "dep_0", Addr: addr(live)})
 
 	const clients = 16
 	stop := make(chan struct{})
@@ -147,7 +147,7 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 	for n := 1; n <= switches; n++ {
 		time.Sleep(2 * time.Second / switches)
 		next := release(t, fmt.Sprintf("r%d", n))
-		prev := rt.Switch(hosts, runtime.Instance{DeploymentID: fmt.Sprintf("dep_%d", n), Addr: addr(next)})
+		prev, _ := rt.Switch("svc_shop", hosts, runtime.Instance{DeploymentID: fmt.Sprintf("dep_%d", n), Addr: addr(next)})
 		if len(prev) != 1 || prev[0] != addr(live) {
 			t.Fatalf("switch %d: previous = %v, want [%s]", n, prev, addr(live))
 		}
@@ -170,5 +170,41 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 	}
 	if ok.Load() < 100 {
 		t.Fatalf("only %d requests ran: the load was not steady", ok.Load())
+	}
+}
+
+// TestOwnersCannotTouchEachOthersRoutes is a second tenant's attempt on
+// a first tenant's routes: switching onto its host, removing it, stopping
+// everything of its own. A's host keeps answering with A's release.
+func TestOwnersCannotTouchEachOthersRoutes(t *testing.T) {
+	rt := New(quietLogger())
+	a, b := release(t, "a"), release(t, "b")
+	defer a.Close()
+	defer b.Close()
+	rt.Switch("svc_a", []string{"web.example.test", "www.example.test"}, runtime.Instance{DeploymentID: "dep_a", Addr: addr(a)})
+
+	_, refused := rt.Switch("svc_b", []string{"WEB.example.test.", "b.example.test"}, runtime.Instance{DeploymentID: "dep_b", Addr: addr(b)})
+	if len(refused) != 1 || refused[0] != "web.example.test" {
+		t.Errorf("refused = %v, want A's host", refused)
+	}
+	rt.Remove("svc_b", "web.example.test")
+	rt.Retain("svc_b", nil)
+	for _, h := range []string{"web.example.test", "www.example.test"} {
+		if owner, id, _, ok := rt.Lookup(h); !ok || owner != "svc_a" || id != "dep_a" {
+			t.Errorf("%s routed to %s/%s (%v) after B's changes", h, owner, id, ok)
+		}
+	}
+	if _, _, _, ok := rt.Lookup("b.example.test"); ok {
+		t.Error("B's own host survived RemoveOwner")
+	}
+	if inst, ok := rt.Routed("svc_a"); !ok || inst.DeploymentID != "dep_a" {
+		t.Errorf("Routed(svc_a) = %v %v", inst, ok)
+	}
+	rt.Retain("svc_a", []string{"www.example.test"})
+	if _, _, _, ok := rt.Lookup("web.example.test"); ok {
+		t.Error("A's released host is still routed")
+	}
+	if _, _, _, ok := rt.Lookup("www.example.test"); !ok {
+		t.Error("A's kept host was dropped")
 	}
 }

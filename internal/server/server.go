@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,10 @@ type Server struct {
 	http     *http.Server
 	log      *slog.Logger
 	ready    bool
+	// controlHost is the public URL's host; controlHosts every name the
+	// control plane answers at (normalized), which no Service may hold.
+	controlHost  string
+	controlHosts map[string]bool
 	// Bootstrap is what first start created (zero on later starts).
 	Bootstrap service.BootstrapResult
 }
@@ -142,6 +147,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, listener: ln, log: log}
+	if err := s.reserveControlHosts(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if err := s.open(ctx, dataDir); err != nil {
 		ln.Close()
 		s.closeStore()
@@ -171,7 +180,8 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		return err
 	}
 	proxy := &queueProxy{}
-	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain}, log)
+	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
+		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts()}, log)
 	s.Service = svc
 
 	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})
@@ -192,6 +202,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	s.runtime = rt
 	s.Router = router.New(log)
 	s.Pipeline = deploy.New(svc, builder, rt, s.Router, log)
+	svc.SetReleases(s.Pipeline)
 
 	interval := cfg.ReconcileInterval
 	if interval < 0 {
@@ -224,6 +235,9 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		if err := writeSecretFile(filepath.Join(dataDir, "admin-password"), s.Bootstrap.Password); err != nil {
 			return err
 		}
+	}
+	if err := svc.EnsureHostClaims(ctx); err != nil {
+		return fmt.Errorf("host claims: %w", err)
 	}
 	if err := s.Pipeline.Recover(ctx); err != nil {
 		log.Warn("recover deployments", "err", err)
@@ -282,18 +296,61 @@ func (s *Server) handler() http.Handler {
 			_, _ = w.Write([]byte(`<!doctype html><title>Slipway</title><h1>Slipway</h1><p>The control plane is running. Use the API at <a href="/api/v1/openapi.json">/api/v1</a>.</p>`))
 		})
 	}
-	suffix := "." + strings.ToLower(s.cfg.BaseDomain)
+	base := slipway.NormalizeHost(s.cfg.BaseDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// r.Host is the Host header, or the authority of an absolute-form
+		// request URI (net/http prefers it), normalized the same way as
+		// the router's keys and the host claims.
+		host := slipway.NormalizeHost(r.Host)
+		// The control plane's own names always reach the control plane,
+		// whatever the router holds: no tenant can answer for them.
+		if s.controlHosts[host] {
+			mux.ServeHTTP(w, r)
+			return
+		}
 		// A routed host goes to its release; any other name under the base
 		// domain is a Service host with no live release (stopped, never
-		// deployed), answered by the router's "nothing here" page rather
-		// than the control plane's own pages.
-		if _, _, ok := s.Router.Lookup(r.Host); ok || strings.HasSuffix(router.NormalizeHost(r.Host), suffix) {
+		// deployed, deleted), answered by the router's "nothing here" page
+		// rather than the control plane's own pages.
+		if _, _, _, ok := s.Router.Lookup(host); ok || slipway.DomainWithin(host, base) {
 			s.Router.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// reserveControlHosts records the names the control plane answers at —
+// its public URL's host, the listen address, localhost, 127.0.0.1 and ::1
+// — and refuses a base domain equal to or above the public host, where a
+// deployed app could set cookies the dashboard reads.
+func (s *Server) reserveControlHosts() error {
+	u, err := url.Parse(s.cfg.PublicURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("public URL %q is not an absolute URL", s.cfg.PublicURL)
+	}
+	s.controlHost = slipway.NormalizeHost(u.Host)
+	s.controlHosts = map[string]bool{s.controlHost: true, "localhost": true, "127.0.0.1": true, "::1": true}
+	if h := slipway.NormalizeHost(s.listener.Addr().String()); h != "" && !net.ParseIP(h).IsUnspecified() {
+		s.controlHosts[h] = true
+	}
+	base := slipway.NormalizeHost(s.cfg.BaseDomain)
+	if base == "" || net.ParseIP(base) != nil {
+		return fmt.Errorf("base domain %q must be a DNS name", s.cfg.BaseDomain)
+	}
+	if net.ParseIP(s.controlHost) == nil && slipway.DomainWithin(s.controlHost, base) {
+		return fmt.Errorf("base domain %q is the control plane's host %q or above it: deployed apps could set cookies the dashboard reads; "+
+			"use a base domain of its own (for example apps.%s) or serve the control plane from another name", base, s.controlHost, base)
+	}
+	return nil
+}
+
+func (s *Server) reservedHosts() []string {
+	out := make([]string, 0, len(s.controlHosts))
+	for h := range s.controlHosts {
+		out = append(out, h)
+	}
+	return out
 }
 
 // URL is the server's base URL.

@@ -105,7 +105,21 @@ func (s *Service) UpdateApplication(ctx context.Context, a Actor, id string, in 
 		app.Description = in.Description
 	}
 	app.UpdatedAt = s.now().UTC()
-	return app, s.store.UpdateApplication(ctx, &app)
+	// A rename changes the generated host of every Service in the
+	// Application: the claims move in the same transaction.
+	var moved []string
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.UpdateApplication(ctx, &app); err != nil {
+			return err
+		}
+		moved, err = s.reclaimGeneratedHosts(ctx, tx, a.OrgID, store.ServiceFilter{ApplicationID: app.ID})
+		return err
+	})
+	if err != nil {
+		return slipway.Application{}, err
+	}
+	s.syncRoutes(ctx, a.OrgID, moved...)
+	return app, nil
 }
 
 // SetApplicationStatus moves an Application through draft → active →
@@ -311,6 +325,9 @@ func (s *Service) CreateService(ctx context.Context, a Actor, envRef string, in 
 		if err := tx.CreateService(ctx, &svc); err != nil {
 			return err
 		}
+		if err := s.claimGeneratedHost(ctx, tx, svc); err != nil {
+			return err
+		}
 		s.audit(ctx, tx, a, "service.create", "service", svc.ID, map[string]string{"name": svc.Name, "repo": svc.Source.RepoName})
 		return nil
 	})
@@ -318,7 +335,7 @@ func (s *Service) CreateService(ctx context.Context, a Actor, envRef string, in 
 		return slipway.Service{}, err
 	}
 	s.syncRepoHook(ctx, a.OrgID, svc.Source.IntegrationID, svc.Source.RepoID)
-	return svc, nil
+	return s.withHosts(ctx, svc)
 }
 
 // validateService checks the fields of a Service and, for app Services,
@@ -369,11 +386,11 @@ func (s *Service) validateService(ctx context.Context, a Actor, svc *slipway.Ser
 	default:
 		return slipway.Errorf(slipway.ECodeInvalid, "service type %q is not app or docker", svc.Type)
 	}
-	for _, d := range svc.Domains {
-		if d == "" || strings.ContainsAny(d, " /:") {
-			return slipway.Errorf(slipway.ECodeInvalid, "domain %q is not a host name", d)
-		}
+	domains, err := s.normalizeDomains(svc.Domains)
+	if err != nil {
+		return err
 	}
+	svc.Domains = domains
 	return nil
 }
 
@@ -391,7 +408,11 @@ func (s *Service) ResolveService(ctx context.Context, a Actor, ref string) (slip
 	if err := a.can(slipway.ResServices, slipway.ActRead); err != nil {
 		return slipway.Service{}, err
 	}
-	return s.resolveService(ctx, a.OrgID, ref)
+	svc, err := s.resolveService(ctx, a.OrgID, ref)
+	if err != nil {
+		return slipway.Service{}, err
+	}
+	return s.withHosts(ctx, svc)
 }
 
 func (s *Service) resolveService(ctx context.Context, orgID, ref string) (slipway.Service, error) {
@@ -470,17 +491,21 @@ func (s *Service) UpdateService(ctx context.Context, a Actor, ref string, in Ser
 		if err := tx.UpdateService(ctx, &svc); err != nil {
 			return err
 		}
+		if err := s.claimGeneratedHost(ctx, tx, svc); err != nil {
+			return err
+		}
 		s.audit(ctx, tx, a, "service.update", "service", svc.ID, nil)
 		return nil
 	})
 	if err != nil {
 		return slipway.Service{}, err
 	}
+	s.syncRoutes(ctx, a.OrgID, svc.ID)
 	if old.IntegrationID != svc.Source.IntegrationID || old.RepoID != svc.Source.RepoID {
 		s.syncRepoHook(ctx, a.OrgID, old.IntegrationID, old.RepoID)
 	}
 	s.syncRepoHook(ctx, a.OrgID, svc.Source.IntegrationID, svc.Source.RepoID)
-	return svc, nil
+	return s.withHosts(ctx, svc)
 }
 
 // DeleteService removes a Service (its deployments' history goes with it).
@@ -492,33 +517,18 @@ func (s *Service) DeleteService(ctx context.Context, a Actor, ref string) error 
 	if err != nil {
 		return err
 	}
+	// The release stops and its routes go before the row does: nothing
+	// keeps answering for a Service that no longer exists.
+	if s.releases != nil {
+		if err := s.releases.Retire(ctx, svc); err != nil {
+			return fmt.Errorf("stop the release of service %s: %w", svc.Name, err)
+		}
+	}
 	if err := s.store.DeleteService(ctx, a.OrgID, svc.ID); err != nil {
 		return fmt.Errorf("delete service: %w", err)
 	}
 	s.syncRepoHook(ctx, a.OrgID, svc.Source.IntegrationID, svc.Source.RepoID)
 	return nil
-}
-
-// ServiceHost is the router host name of a Service.
-func (s *Service) ServiceHost(ctx context.Context, svc slipway.Service) (string, error) {
-	if svc.EnvironmentID == "" && svc.ProjectID != "" {
-		// A legacy Service still in its Project answers at
-		// <service>.<project>.<base-domain> until it is migrated.
-		p, err := s.store.GetProject(ctx, svc.OrgID, svc.ProjectID)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s.%s.%s", svc.Name, hostLabel(p.Name), s.cfg.BaseDomain), nil
-	}
-	env, err := s.store.GetEnvironment(ctx, svc.OrgID, svc.EnvironmentID)
-	if err != nil {
-		return "", err
-	}
-	app, err := s.store.GetApplication(ctx, svc.OrgID, svc.ApplicationID)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%s.%s.%s.%s", svc.Name, env.Name, app.Name, s.cfg.BaseDomain), nil
 }
 
 // hostLabel turns a free-form legacy name into a DNS label.

@@ -277,6 +277,9 @@ func (s *Service) MigrateProjects(ctx context.Context, a Actor, projectID string
 			return out, fmt.Errorf("migrate project %s (%s): %w", p.ID, p.Name, err)
 		}
 		if done.Status == PlanMigrated {
+			for _, svc := range done.Services {
+				s.syncRoutes(ctx, a.OrgID, svc.ID)
+			}
 			s.log.Info("project migrated", "project", p.ID, "application", done.Application.ID, "services", len(done.Services),
 				"actor", a.String())
 		}
@@ -343,6 +346,15 @@ func (s *Service) migrateProjectTx(ctx context.Context, tx *store.Tx, a Actor, p
 	}
 	for i, svc := range pp.Services {
 		if err := tx.MoveServiceToEnvironment(ctx, a.OrgID, svc.ID, pp.Application.ID, envOf[svc.Environment], svc.NewName); err != nil {
+			return pp, err
+		}
+		// The Service gains its generated host and keeps its Project host,
+		// so links to the old name keep working.
+		moved, err := tx.GetService(ctx, a.OrgID, svc.ID)
+		if err != nil {
+			return pp, err
+		}
+		if err := s.claimGeneratedHost(ctx, tx, moved); err != nil {
 			return pp, err
 		}
 		if i == 0 && opts.failAfterFirstMove {

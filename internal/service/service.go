@@ -35,7 +35,13 @@ type Jobs interface {
 // Config is what the service needs to know about its installation.
 type Config struct {
 	PublicURL  string // e.g. https://slipway.example.com; used in webhook, OAuth and status URLs
-	BaseDomain string // services are reachable at <service>.<env>.<app>.<BaseDomain>
+	BaseDomain string // services are reachable at <service>.<env>.<app>.<org-label>.<BaseDomain>
+	// ControlHost is the control plane's public host name: no custom
+	// domain may equal it, sit under it or above it (cookie scope).
+	ControlHost string
+	// ReservedHosts are the other names the control plane answers at (the
+	// listen address, localhost, 127.0.0.1, ::1): never a Service's.
+	ReservedHosts []string
 }
 
 // Service is the set of use cases. Construct it with New.
@@ -48,6 +54,8 @@ type Service struct {
 	cfg    Config
 	now    func() time.Time
 	tokens *tokenSources
+	// releases is the deploy side, told when a Service's hosts change.
+	releases Releases
 }
 
 // New wires a Service. forges maps each provider to its implementation;

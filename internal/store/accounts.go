@@ -17,16 +17,21 @@ func (q *queries) CreateOrganisation(ctx context.Context, o *slipway.Organisatio
 		o.ID = slipway.NewID(slipway.PrefixOrganisation)
 	}
 	o.CreatedAt = orNow(o.CreatedAt)
-	_, err := q.exec(ctx, `INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)`,
-		o.ID, o.Name, q.tv(o.CreatedAt))
+	if o.HostLabel == "" {
+		label, err := q.freeHostLabel(ctx, o.Name)
+		if err != nil {
+			return err
+		}
+		o.HostLabel = label
+	}
+	_, err := q.exec(ctx, `INSERT INTO organisations (`+orgColumns+`) VALUES (?, ?, ?, ?)`,
+		o.ID, o.Name, o.HostLabel, q.tv(o.CreatedAt))
 	return conflictOr(err, "create organisation", "an organisation with id %q already exists", o.ID)
 }
 
 // GetOrganisation returns one organisation.
 func (q *queries) GetOrganisation(ctx context.Context, id string) (slipway.Organisation, error) {
-	var o slipway.Organisation
-	err := q.queryRow(ctx, `SELECT id, name, created_at FROM organisations WHERE id = ?`, id).
-		Scan(&o.ID, &o.Name, timeCol{&o.CreatedAt})
+	o, err := scanOrganisation(q.queryRow(ctx, `SELECT `+orgColumns+` FROM organisations WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, notFound("organisation", id)
 	}
@@ -39,7 +44,7 @@ func (q *queries) GetOrganisation(ctx context.Context, id string) (slipway.Organ
 // ListOrganisationsForUser returns the organisations userID is a member of,
 // oldest first.
 func (q *queries) ListOrganisationsForUser(ctx context.Context, userID string) ([]slipway.Organisation, error) {
-	out, err := queryAll(ctx, q, scanOrganisation, `SELECT o.id, o.name, o.created_at FROM organisations o
+	out, err := queryAll(ctx, q, scanOrganisation, `SELECT o.id, o.name, o.host_label, o.created_at FROM organisations o
 JOIN memberships m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.created_at, o.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list organisations: %w", err)
@@ -47,9 +52,11 @@ JOIN memberships m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.created_at,
 	return out, nil
 }
 
+const orgColumns = `id, name, host_label, created_at`
+
 func scanOrganisation(sc rowScanner) (slipway.Organisation, error) {
 	var o slipway.Organisation
-	err := sc.Scan(&o.ID, &o.Name, timeCol{&o.CreatedAt})
+	err := sc.Scan(&o.ID, &o.Name, &o.HostLabel, timeCol{&o.CreatedAt})
 	return o, err
 }
 

@@ -244,19 +244,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	})
 }
 
-func (q *queries) replaceDomains(ctx context.Context, orgID, serviceID string, domains []string) error {
-	if _, err := q.exec(ctx, `DELETE FROM service_domains WHERE org_id = ? AND service_id = ?`, orgID, serviceID); err != nil {
-		return fmt.Errorf("replace service domains: %w", err)
-	}
-	for _, d := range domains {
-		_, err := q.exec(ctx, `INSERT INTO service_domains (host, service_id, org_id) VALUES (?, ?, ?)`, d, serviceID, orgID)
-		if err := conflictOr(err, "replace service domains", "the domain %q is already used by another service", d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // GetService returns one service of the organisation.
 func (q *queries) GetService(ctx context.Context, orgID, id string) (slipway.Service, error) {
 	return q.getService(ctx, id, `org_id = ? AND id = ?`, orgID, id)
@@ -350,7 +337,7 @@ func (q *queries) DeleteService(ctx context.Context, orgID, id string) error {
 // the router uses it to find the tenant.
 func (q *queries) GetServiceByDomain(ctx context.Context, host string) (slipway.Service, error) {
 	host = strings.ToLower(strings.TrimSpace(host))
-	return q.getService(ctx, host, `id = (SELECT service_id FROM service_domains WHERE host = ?)`, host)
+	return q.getService(ctx, host, `id = (SELECT service_id FROM host_claims WHERE host = ?)`, host)
 }
 
 // ListServicesWithAutoDeploy returns, across all organisations, the

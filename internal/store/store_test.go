@@ -147,13 +147,19 @@ func TestUpgradeFromPreviousSchema(t *testing.T) {
 			if v != 1 {
 				t.Fatalf("old schema version %d, want 1", v)
 			}
-			org := slipway.Organisation{Name: "old"}
-			must(t, old.CreateOrganisation(ctx, &org))
+			// Rows written by the old schema: an organisation without a host
+			// label, a service without last_seen_head, and its custom domain.
+			org := slipway.Organisation{ID: "org_old", Name: "Old Org"}
+			_, err = old.DB().ExecContext(ctx, rebindFor(dialect, `INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)`),
+				org.ID, org.Name, timeFor(dialect))
+			must(t, err)
 			app := slipway.Application{OrgID: org.ID, Name: "legacy"}
 			must(t, old.CreateApplication(ctx, &app))
-			// A service row written by the old schema, without last_seen_head.
 			_, err = old.DB().ExecContext(ctx, rebindFor(dialect, `INSERT INTO services (id, org_id, application_id, name, type, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)`), "svc_old", org.ID, app.ID, "api", "app", timeFor(dialect), timeFor(dialect))
+			must(t, err)
+			_, err = old.DB().ExecContext(ctx, rebindFor(dialect, `INSERT INTO service_domains (host, service_id, org_id) VALUES (?, ?, ?)`),
+				"api.old.example.test", "svc_old", org.ID)
 			must(t, err)
 			old.Close()
 
@@ -175,6 +181,24 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`), "svc_old", org.ID, app.ID, "api", "app", timeFor
 			must(t, err)
 			if svc.LastSeenHead != "abc123" {
 				t.Errorf("LastSeenHead = %q after upgrade, want abc123", svc.LastSeenHead)
+			}
+			// The custom domain became a claim of the same service.
+			claim, err := s.GetHostClaim(ctx, "api.old.example.test")
+			must(t, err)
+			if claim.ServiceID != "svc_old" || claim.Kind != slipway.HostCustom || claim.State != slipway.HostActive {
+				t.Errorf("custom domain after upgrade: %+v", claim)
+			}
+			// The organisation gets its host label at the first start.
+			waiting, err := s.ListServicesWithoutHostClaims(ctx)
+			must(t, err)
+			if len(waiting) != 1 || waiting[0].ID != "svc_old" {
+				t.Errorf("services waiting for host claims: %v", waiting)
+			}
+			must(t, s.BackfillHostLabels(ctx))
+			got, err := s.GetOrganisation(ctx, org.ID)
+			must(t, err)
+			if got.HostLabel != "old-org" {
+				t.Errorf("host label after backfill = %q, want old-org", got.HostLabel)
 			}
 		})
 	}
@@ -505,7 +529,7 @@ func TestUniqueConflicts(t *testing.T) {
 		wantCode(t, s.CreateService(ctx, &slipway.Service{OrgID: f.org.ID, ApplicationID: f.app.ID, EnvironmentID: f.env.ID, Name: "WEB"}),
 			slipway.ECodeConflict, "service name in environment")
 		wantCode(t, s.CreateService(ctx, &slipway.Service{OrgID: f.org.ID, ApplicationID: f.app.ID, EnvironmentID: f.env.ID, Name: "api",
-			Domains: []string{"web-other.example.test"}}), slipway.ECodeConflict, "domain used by another organisation's service")
+			Domains: []string{"web-other.example.test"}}), slipway.ECodeHostTaken, "domain used by another organisation's service")
 		// The failed insert left no half-created service behind.
 		if _, n, _ := s.ListServices(ctx, f.org.ID, store.ServiceFilter{}, store.Page{}); n != 1 {
 			t.Errorf("%d services after failed creates, want 1", n)

@@ -21,8 +21,15 @@ type serviceData struct {
 	Live        *slipway.Deployment
 	Deployments []slipway.Deployment
 	Variables   []service.VariableView
-	URL         string // where the router serves the Service
-	DeployHook  string // shown once, right after a rotation
+	URL         string     // where the router serves the Service
+	Hosts       []hostView // every host the Service answers at
+	DeployHook  string     // shown once, right after a rotation
+}
+
+// hostView is one host claim of the Service, with the URL it answers at.
+type hostView struct {
+	slipway.HostClaim
+	URL string
 }
 
 func (w *Web) serviceData(r *http.Request, q *req) (serviceData, error) {
@@ -56,6 +63,9 @@ func (w *Web) serviceData(r *http.Request, q *req) (serviceData, error) {
 	}
 	if host, err := w.svc.ServiceHost(ctx, svc); err == nil && w.svc.Config().BaseDomain != "" {
 		d.URL = w.serviceURL(host)
+	}
+	for _, h := range svc.Hosts {
+		d.Hosts = append(d.Hosts, hostView{HostClaim: h, URL: w.serviceURL(h.Host)})
 	}
 	return d, nil
 }

@@ -483,7 +483,7 @@ func TestServicePageShowsTheLiveReleaseAndPicksUpNewDeployments(t *testing.T) {
 	if page.status != http.StatusOK {
 		t.Fatalf("status %d", page.status)
 	}
-	for _, want := range []string{"aaaaaaa", "First release", "by Ada", "Redeploy without cache", "Roll back", "https://web.production.shop.apps.test", `data-poll="` + e.orgPath("services", svc.ID, "deployments") + `"`} {
+	for _, want := range []string{"aaaaaaa", "First release", "by Ada", "Redeploy without cache", "Roll back", "https://web.production.shop.default.apps.test", `data-poll="` + e.orgPath("services", svc.ID, "deployments") + `"`} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("service page lacks %q", want)
 		}

@@ -1,0 +1,277 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/store"
+)
+
+// Host ownership. Every host name the router answers for is a row of the
+// store's host claims, held by one Service across the installation:
+//   - generated hosts, <service>.<environment>.<application>.<org-label>.<base-domain>,
+//     where the organisation's host label is unique and never changes, so
+//     two organisations with the same names cannot meet;
+//   - legacy Project hosts, <service>.<project>.<base-domain>;
+//   - custom domains, which may never be the control plane's own host or an
+//     alias of it, a name the control plane's cookies are scoped to, or a
+//     name under the base domain (those are generated, never chosen);
+//   - the host a Service answered at before claims existed, kept after the
+//     upgrade for the oldest Service that had it.
+// The router is keyed by the Service holding a host (see internal/deploy),
+// so stopping, deleting or removing a domain of one Service never touches
+// another's routes.
+
+// Releases is what the use cases ask of the deploy side when a Service's
+// hosts change or it is deleted (implemented by the deploy pipeline).
+type Releases interface {
+	// SyncRoutes makes the router's entries for the Service exactly the
+	// hosts it holds, routed to its live release if it has one.
+	SyncRoutes(ctx context.Context, orgID, serviceID string) error
+	// Retire removes every route of the Service and stops its release,
+	// before the Service is deleted.
+	Retire(ctx context.Context, svc slipway.Service) error
+}
+
+// SetReleases connects the deploy side (the server does, once both exist).
+func (s *Service) SetReleases(r Releases) { s.releases = r }
+
+// ServiceHost is the generated host name of a Service: what it answers at
+// without any custom domain.
+func (s *Service) ServiceHost(ctx context.Context, svc slipway.Service) (string, error) {
+	host, _, err := s.generatedHost(ctx, s.store, svc)
+	return host, err
+}
+
+// hostReader is the part of the store the host derivation reads, so it
+// runs on the store and inside a transaction alike.
+type hostReader interface {
+	GetOrganisation(ctx context.Context, id string) (slipway.Organisation, error)
+	GetProject(ctx context.Context, orgID, id string) (slipway.Project, error)
+	GetEnvironment(ctx context.Context, orgID, id string) (slipway.Environment, error)
+	GetApplication(ctx context.Context, orgID, id string) (slipway.Application, error)
+}
+
+// generatedHost derives the host a Service holds by its placement, and
+// the kind of that claim.
+func (s *Service) generatedHost(ctx context.Context, q hostReader, svc slipway.Service) (string, slipway.HostKind, error) {
+	base := slipway.NormalizeHost(s.cfg.BaseDomain)
+	if svc.EnvironmentID == "" && svc.ProjectID != "" {
+		p, err := q.GetProject(ctx, svc.OrgID, svc.ProjectID)
+		if err != nil {
+			return "", "", err
+		}
+		return fmt.Sprintf("%s.%s.%s", svc.Name, hostLabel(p.Name), base), slipway.HostProject, nil
+	}
+	org, err := q.GetOrganisation(ctx, svc.OrgID)
+	if err != nil {
+		return "", "", err
+	}
+	if org.HostLabel == "" {
+		return "", "", fmt.Errorf("organisation %s has no host label yet", org.ID)
+	}
+	env, err := q.GetEnvironment(ctx, svc.OrgID, svc.EnvironmentID)
+	if err != nil {
+		return "", "", err
+	}
+	app, err := q.GetApplication(ctx, svc.OrgID, svc.ApplicationID)
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("%s.%s.%s.%s.%s", svc.Name, env.Name, app.Name, org.HostLabel, base), slipway.HostGenerated, nil
+}
+
+// previousHost is the generated host before organisation labels.
+func (s *Service) previousHost(ctx context.Context, q hostReader, svc slipway.Service) (string, error) {
+	env, err := q.GetEnvironment(ctx, svc.OrgID, svc.EnvironmentID)
+	if err != nil {
+		return "", err
+	}
+	app, err := q.GetApplication(ctx, svc.OrgID, svc.ApplicationID)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s.%s.%s.%s", svc.Name, env.Name, app.Name, slipway.NormalizeHost(s.cfg.BaseDomain)), nil
+}
+
+// claimGeneratedHost (re)claims the Service's generated host in tx, after
+// it was created, renamed or moved.
+func (s *Service) claimGeneratedHost(ctx context.Context, tx *store.Tx, svc slipway.Service) error {
+	host, kind, err := s.generatedHost(ctx, tx, svc)
+	if err != nil {
+		return fmt.Errorf("generated host: %w", err)
+	}
+	return tx.SetGeneratedHost(ctx, svc.OrgID, svc.ID, kind, host)
+}
+
+// reclaimGeneratedHosts re-derives the generated hosts of every Service
+// matching f (after an application or environment was renamed).
+func (s *Service) reclaimGeneratedHosts(ctx context.Context, tx *store.Tx, orgID string, f store.ServiceFilter) ([]string, error) {
+	var ids []string
+	for offset := 0; ; offset += 200 {
+		svcs, total, err := tx.ListServices(ctx, orgID, f, store.Page{Limit: 200, Offset: offset})
+		if err != nil {
+			return nil, err
+		}
+		for _, svc := range svcs {
+			if err := s.claimGeneratedHost(ctx, tx, svc); err != nil {
+				return nil, err
+			}
+			ids = append(ids, svc.ID)
+		}
+		if offset+len(svcs) >= total || len(svcs) == 0 {
+			return ids, nil
+		}
+	}
+}
+
+// syncRoutes tells the deploy side that the hosts of these Services changed.
+func (s *Service) syncRoutes(ctx context.Context, orgID string, serviceIDs ...string) {
+	if s.releases == nil {
+		return
+	}
+	for _, id := range serviceIDs {
+		if err := s.releases.SyncRoutes(ctx, orgID, id); err != nil {
+			s.log.Warn("sync routes", "service", id, "err", err)
+		}
+	}
+}
+
+// RoutableHosts returns the hosts a Service holds that may be routed
+// (active claims), claiming its generated host first when it never was
+// (a Service written before its claims, e.g. by an older version).
+func (s *Service) RoutableHosts(ctx context.Context, svc slipway.Service) ([]string, error) {
+	claims, err := s.store.ListHostClaims(ctx, svc.OrgID, svc.ID)
+	if err != nil {
+		return nil, err
+	}
+	generated := false
+	for _, c := range claims {
+		generated = generated || c.Kind == slipway.HostGenerated && svc.EnvironmentID != "" || c.Kind == slipway.HostProject && svc.EnvironmentID == ""
+	}
+	if !generated {
+		if err := s.store.InTx(ctx, func(tx *store.Tx) error { return s.claimGeneratedHost(ctx, tx, svc) }); err != nil {
+			return nil, err
+		}
+		if claims, err = s.store.ListHostClaims(ctx, svc.OrgID, svc.ID); err != nil {
+			return nil, err
+		}
+	}
+	var hosts []string
+	for _, c := range claims {
+		if c.State == slipway.HostActive {
+			hosts = append(hosts, c.Host)
+		}
+	}
+	return hosts, nil
+}
+
+// withHosts fills svc.Hosts from its claims.
+func (s *Service) withHosts(ctx context.Context, svc slipway.Service) (slipway.Service, error) {
+	hosts, err := s.store.ListHostClaims(ctx, svc.OrgID, svc.ID)
+	if err != nil {
+		return svc, err
+	}
+	svc.Hosts = hosts
+	return svc, nil
+}
+
+// normalizeDomains checks and normalizes a Service's custom domains: each
+// must be a DNS name nobody may route but its owner. Reserved names are
+// refused with host_reserved (409) before the syntax is judged, so every
+// spelling of the control plane's address (case, trailing dot, port,
+// brackets) gets the same answer.
+func (s *Service) normalizeDomains(domains []string) ([]string, error) {
+	out := make([]string, 0, len(domains))
+	seen := map[string]bool{}
+	for _, d := range domains {
+		n := slipway.NormalizeHost(d)
+		if err := s.checkNotReserved(n); err != nil {
+			return nil, err
+		}
+		raw := strings.TrimRight(strings.ToLower(strings.TrimSpace(d)), ".")
+		if strings.ContainsAny(raw, ":/[]@ ") {
+			return nil, slipway.Errorf(slipway.ECodeInvalid, "domain %q is not a host name: give it without scheme, port or path", d)
+		}
+		if err := slipway.ValidateDomainName(n); err != nil {
+			return nil, err
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// checkNotReserved refuses the names that belong to the control plane or
+// to Slipway's own naming.
+func (s *Service) checkNotReserved(host string) error {
+	for _, r := range s.cfg.ReservedHosts {
+		if host == slipway.NormalizeHost(r) {
+			return slipway.Errorf(slipway.ECodeHostReserved, "%q is the control plane's own address", host).
+				WithFix("use a domain of your own that points at this server")
+		}
+	}
+	if cp := slipway.NormalizeHost(s.cfg.ControlHost); cp != "" && !isIPLiteral(cp) &&
+		(slipway.DomainWithin(host, cp) || slipway.DomainWithin(cp, host)) {
+		return slipway.Errorf(slipway.ECodeHostReserved, "%q shares cookies with the control plane's host %q", host, cp).
+			WithFix("use a domain that is neither the control plane's host, a name under it, nor a domain above it")
+	}
+	if base := slipway.NormalizeHost(s.cfg.BaseDomain); base != "" && slipway.DomainWithin(host, base) {
+		return slipway.Errorf(slipway.ECodeHostReserved, "%q is under the base domain %q, whose names Slipway generates", host, base).
+			WithFix("every Service already answers at its generated host (see its hosts); add a domain outside " + base)
+	}
+	return nil
+}
+
+func isIPLiteral(host string) bool { return net.ParseIP(host) != nil }
+
+// EnsureHostClaims runs at start: organisations get a host label, and
+// Services that existed before host claims claim their generated host and,
+// oldest first, the host they answered at before (so links keep working
+// after the upgrade). Every Service's generated host is re-derived, so a
+// changed base domain takes effect.
+func (s *Service) EnsureHostClaims(ctx context.Context) error {
+	if err := s.store.BackfillHostLabels(ctx); err != nil {
+		return err
+	}
+	upgraded, err := s.store.ListServicesWithoutHostClaims(ctx)
+	if err != nil {
+		return err
+	}
+	for _, svc := range upgraded {
+		err := s.store.InTx(ctx, func(tx *store.Tx) error {
+			if svc.EnvironmentID != "" {
+				prev, err := s.previousHost(ctx, tx, svc)
+				if err != nil {
+					return err
+				}
+				if held, err := tx.ClaimPreviousHost(ctx, svc.OrgID, svc.ID, prev); err != nil {
+					return err
+				} else if !held {
+					s.log.Warn("previous host already held by an older service; this one answers at its generated host only", "service", svc.ID, "host", prev)
+				}
+			}
+			return s.claimGeneratedHost(ctx, tx, svc)
+		})
+		if err != nil {
+			return fmt.Errorf("claim hosts of service %s: %w", svc.ID, err)
+		}
+	}
+	return s.store.InTx(ctx, func(tx *store.Tx) error {
+		svcs, err := tx.ListAllServices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, svc := range svcs {
+			if err := s.claimGeneratedHost(ctx, tx, svc); err != nil {
+				return fmt.Errorf("claim generated host of service %s: %w", svc.ID, err)
+			}
+		}
+		return nil
+	})
+}

@@ -44,7 +44,7 @@ func BenchmarkPushToLive(b *testing.B) {
 		var first slipway.Deployment
 		c.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{}, &first)
 		c.waitLive(first.ID, 5*time.Minute) // warm the build cache of the service user
-		host := "web.production.bench.localhost"
+		host := c.host(svc.ID, slipway.HostGenerated)
 		var ackToClone, pushToServe []time.Duration
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {

@@ -168,7 +168,7 @@ func testImageRuntimePushToLive(t *testing.T, g *giteatest.Server, cli *client.C
 	// after the server stopped.
 	cleanupReleases(t, cli, func() *server.Server { return srv }, svc.ID, imgSvc.ID)
 
-	host := "web.production." + appName + ".localhost"
+	host := c.host(svc.ID, slipway.HostGenerated)
 	answers := func(want string) func() bool {
 		return func() bool {
 			code, body, err := get(srv.URL(), host)
@@ -249,7 +249,7 @@ func testImageRuntimePushToLive(t *testing.T, g *giteatest.Server, cli *client.C
 	c.must("POST", "/api/v1/services/"+imgSvc.ID+"/deploy", map[string]any{}, &imgDep)
 	c.waitLive(imgDep.ID, 3*time.Minute)
 	waitFor(t, "the prebuilt image to answer", 30*time.Second, func() bool {
-		code, body, err := get(srv.URL(), "static.production."+appName+".localhost")
+		code, body, err := get(srv.URL(), c.host(imgSvc.ID, slipway.HostGenerated))
 		return err == nil && code == 200 && body == "<p>prebuilt</p>\n"
 	})
 }

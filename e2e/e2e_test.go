@@ -186,6 +186,21 @@ func (a api) waitLive(id string, timeout time.Duration) slipway.Deployment {
 	return d
 }
 
+// host returns the Service's host of the given kind, as the API lists it:
+// tests never guess the naming scheme.
+func (a api) host(serviceID string, kind slipway.HostKind) string {
+	a.t.Helper()
+	var svc slipway.Service
+	a.must("GET", "/api/v1/services/"+serviceID, nil, &svc)
+	for _, h := range svc.Hosts {
+		if h.Kind == kind {
+			return h.Host
+		}
+	}
+	a.t.Fatalf("service %s has no %s host: %+v", serviceID, kind, svc.Hosts)
+	return ""
+}
+
 // get fetches a deployed service through Slipway's router by Host header.
 func get(base, host string) (int, string, error) {
 	req, _ := http.NewRequest("GET", base+"/", nil)

@@ -81,7 +81,7 @@ func TestGiteaPushToLive(t *testing.T) {
 	var first slipway.Deployment
 	c.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{}, &first)
 	first = c.waitLive(first.ID, 5*time.Minute)
-	host := "web.production.shop.localhost"
+	host := c.host(svc.ID, slipway.HostGenerated)
 	if code, body, err := get(srv.URL(), host); err != nil || code != 200 || body != "hello from "+first.CommitSHA+"\n" {
 		t.Fatalf("router answer: %d %q %v", code, body, err)
 	}

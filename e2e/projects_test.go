@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,7 +118,10 @@ func TestLegacyProjectMigrationKeepsDeploying(t *testing.T) {
 	}
 
 	// The next push deploys the same Service, now at its new host.
-	newHost := "web.production." + appName + ".localhost"
+	newHost := c.host(svc.ID, slipway.HostGenerated)
+	if !strings.HasPrefix(newHost, "web.production."+appName+".") {
+		t.Errorf("generated host after the migration: %q, want web.production.%s.<org>.localhost", newHost, appName)
+	}
 	sha2 := g.PushCommit(t, user, pass, repo, "main", map[string]string{"README.md": "v2\n"}, "push after the migration")
 	second := c.waitPushDeployment(svc.ID, sha2)
 	if second.ServiceID != svc.ID {
@@ -128,6 +132,10 @@ func TestLegacyProjectMigrationKeepsDeploying(t *testing.T) {
 		_, body, _ := get(srv.URL(), newHost)
 		return body == "hello from "+sha2+"\n"
 	})
+	// The Project host it had is still its own: old links keep working.
+	if _, body, _ := get(srv.URL(), legacyHost); body != "hello from "+sha2+"\n" {
+		t.Errorf("the legacy host after the migration answered %q", body)
+	}
 
 	// Migrating again changes nothing.
 	var again service.Plan

@@ -162,7 +162,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		if ranOn[cur.LiveDeploymentID] == b.name {
 			owner = b
 		}
-		host := svc.Name + ".production." + app.Name + ".localhost"
+		host := ca.host(svc.ID, slipway.HostGenerated)
 		code, body, err := get(owner.srv.URL(), host)
 		if err != nil || code != 200 || strings.TrimSpace(body) != cur.LiveDeploymentID {
 			t.Errorf("replica %s serving %s: %d %q %v; want the live release %s", owner.name, host, code, body, err, cur.LiveDeploymentID)

@@ -76,7 +76,7 @@ func TestRevokedTokenNeedsAttention(t *testing.T) {
 	if !strings.Contains(d.Error, "needs attention") || !strings.Contains(d.Error, "revoked") || !strings.Contains(d.Error, " — ") {
 		t.Errorf("failed redeploy's reason: %q", d.Error)
 	}
-	if _, body, _ := get(srv.URL(), "web.production.rev.localhost"); body != "hello from "+first.CommitSHA+"\n" {
+	if _, body, _ := get(srv.URL(), c.host(svc.ID, slipway.HostGenerated)); body != "hello from "+first.CommitSHA+"\n" {
 		t.Errorf("the live release stopped serving: %q", body)
 	}
 	// Nothing else breaks: the other integration still lists its repositories.

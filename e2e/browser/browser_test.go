@@ -388,7 +388,7 @@ func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
 	// The deployed app answers through the router (*.localhost is loopback).
 	deploymentURL := get(t, ctx, "deployment page address", chromedp.Location())
 	port := srv.Addr()[strings.LastIndex(srv.Addr(), ":")+1:]
-	do(t, ctx, "open the app", chromedp.Navigate("http://web.production.shop.localhost:"+port+"/"))
+	do(t, ctx, "open the app", chromedp.Navigate("http://web.production.shop.default.localhost:"+port+"/"))
 	if answer := get(t, ctx, "app answer", chromedp.Text(css("body"))); !strings.HasPrefix(answer, "hello from ") {
 		t.Fatalf("the deployed app answered %q", answer)
 	}

@@ -1,0 +1,184 @@
+package service_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/secrets"
+	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/store"
+)
+
+// twoTenants is an installation with two organisations of the same name,
+// each with an application "shop" and a docker Service shop/production/web.
+type twoTenants struct {
+	svc          *service.Service
+	a, b         service.Actor
+	webA, webB   slipway.Service
+	hostA, hostB string
+}
+
+func newTwoTenants(t *testing.T) *twoTenants {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	st, err := store.Open(ctx, "", dir, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	keys, err := secrets.LoadOrCreate(filepath.Join(dir, "master.key"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(st, keys, map[slipway.Provider]forge.Provider{}, nopJobs{}, service.Config{
+		PublicURL: "https://slipway.example.com", BaseDomain: "apps.example.com", ControlHost: "slipway.example.com",
+		ReservedHosts: []string{"slipway.example.com", "localhost", "127.0.0.1", "::1", "10.0.0.5"},
+	}, logger)
+	boot, err := svc.Bootstrap(ctx, "admin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &twoTenants{svc: svc}
+	if e.a, err = svc.ActorFor(ctx, boot.OrgID, boot.UserID); err != nil {
+		t.Fatal(err)
+	}
+	mallory := slipway.User{Email: "mallory@example.com", Name: "Mallory"}
+	if err := st.CreateUser(ctx, &mallory, "x"); err != nil {
+		t.Fatal(err)
+	}
+	orgB, err := svc.CreateOrganisation(ctx, service.Actor{UserID: mallory.ID}, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.b, err = svc.ActorFor(ctx, orgB.ID, mallory.ID); err != nil {
+		t.Fatal(err)
+	}
+	image := "example/web"
+	for _, side := range []struct {
+		a    service.Actor
+		web  *slipway.Service
+		host *string
+	}{{e.a, &e.webA, &e.hostA}, {e.b, &e.webB, &e.hostB}} {
+		if _, err := svc.CreateApplication(ctx, side.a, service.ApplicationInput{Name: "shop"}); err != nil {
+			t.Fatal(err)
+		}
+		web, err := svc.CreateService(ctx, side.a, "shop/production", service.ServiceInput{Name: "web", Type: slipway.ServiceDocker, Image: &image})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*side.web = web
+		if len(web.Hosts) != 1 || web.Hosts[0].Kind != slipway.HostGenerated || web.Hosts[0].State != slipway.HostActive {
+			t.Fatalf("hosts of a new service: %+v", web.Hosts)
+		}
+		*side.host = web.Hosts[0].Host
+	}
+	return e
+}
+
+// TestGeneratedHostsDifferAcrossOrganisations: identical organisation,
+// application, environment and service names still give two hosts.
+func TestGeneratedHostsDifferAcrossOrganisations(t *testing.T) {
+	e := newTwoTenants(t)
+	if e.hostA != "web.production.shop.default.apps.example.com" {
+		t.Errorf("A's host = %q", e.hostA)
+	}
+	if e.hostA == e.hostB || !strings.HasPrefix(e.hostB, "web.production.shop.default-") || !strings.HasSuffix(e.hostB, ".apps.example.com") {
+		t.Errorf("B's host = %q next to A's %q", e.hostB, e.hostA)
+	}
+	for _, h := range []string{e.hostA, e.hostB} {
+		for _, label := range strings.Split(h, ".") {
+			if len(label) > 63 {
+				t.Errorf("%s: label %q longer than 63", h, label)
+			}
+		}
+	}
+}
+
+// TestCustomDomainAttacks is organisation B adding, as its custom domain,
+// every spelling of A's generated host, A's custom domain, the control
+// plane's host and its aliases: each is refused with a 409 code naming the
+// conflict, and B's Service keeps what it had.
+func TestCustomDomainAttacks(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	if _, err := e.svc.UpdateService(ctx, e.a, e.webA.ID, service.ServiceInput{Domains: []string{"Shop.Example.org."}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		domain string
+		code   slipway.ErrorCode
+	}{
+		{e.hostA, slipway.ECodeHostReserved},
+		{strings.ToUpper(e.hostA) + ".", slipway.ECodeHostReserved},
+		{e.hostA + ":443", slipway.ECodeHostReserved},
+		{"apps.example.com", slipway.ECodeHostReserved},
+		{"anything.apps.example.com", slipway.ECodeHostReserved},
+		{"slipway.example.com", slipway.ECodeHostReserved},
+		{"SLIPWAY.example.com.:8443", slipway.ECodeHostReserved},
+		{"example.com", slipway.ECodeHostReserved},              // above the control plane: its cookies
+		{"evil.slipway.example.com", slipway.ECodeHostReserved}, // under it: could set its cookies
+		{"localhost", slipway.ECodeHostReserved},
+		{"LocalHost.", slipway.ECodeHostReserved},
+		{"127.0.0.1", slipway.ECodeHostReserved},
+		{"127.0.0.1:8080", slipway.ECodeHostReserved},
+		{"[::1]", slipway.ECodeHostReserved},
+		{"::1", slipway.ECodeHostReserved},
+		{"10.0.0.5", slipway.ECodeHostReserved},
+		{"shop.example.org", slipway.ECodeHostTaken},
+		{"SHOP.example.org.", slipway.ECodeHostTaken},
+		{"192.168.1.1", slipway.ECodeInvalid},
+		{"2130706433", slipway.ECodeInvalid},
+		{"0x7f.1", slipway.ECodeInvalid},
+		{"intranet", slipway.ECodeInvalid},
+		{"shop.example.org:8080", slipway.ECodeInvalid}, // a port is never part of a domain
+		{"https://b.example.net/", slipway.ECodeInvalid},
+		{"b_under.example.net", slipway.ECodeInvalid},
+	} {
+		_, err := e.svc.UpdateService(ctx, e.b, e.webB.ID, service.ServiceInput{Domains: []string{"mine.example.net", c.domain}})
+		if got := slipway.ErrorCodeOf(err); got != c.code {
+			t.Errorf("B adds %q: %v (code %q), want %q", c.domain, err, got, c.code)
+		}
+	}
+	got, err := e.svc.ResolveService(ctx, e.b, e.webB.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Domains) != 0 || len(got.Hosts) != 1 || got.Hosts[0].Host != e.hostB {
+		t.Errorf("B's service after refused updates: domains %v hosts %+v", got.Domains, got.Hosts)
+	}
+	a, err := e.svc.ResolveService(ctx, e.a, e.webA.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Hosts) != 2 || a.Hosts[0].Host != e.hostA || a.Hosts[1].Host != "shop.example.org" || a.Hosts[1].Kind != slipway.HostCustom {
+		t.Errorf("A's hosts: %+v", a.Hosts)
+	}
+	// A legitimate domain of B's own is accepted, normalized.
+	if _, err := e.svc.UpdateService(ctx, e.b, e.webB.ID, service.ServiceInput{Domains: []string{"Mine.Example.NET."}}); err != nil {
+		t.Fatalf("B's own domain: %v", err)
+	}
+}
+
+// TestRenameMovesGeneratedHost: renaming an application moves the
+// generated hosts of its Services; the old name stops being held.
+func TestRenameMovesGeneratedHost(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	if _, err := e.svc.UpdateApplication(ctx, e.a, "shop", service.ApplicationInput{Name: "store"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.ResolveService(ctx, e.a, e.webA.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Hosts) != 1 || got.Hosts[0].Host != "web.production.store.default.apps.example.com" {
+		t.Errorf("hosts after the rename: %+v", got.Hosts)
+	}
+}

@@ -242,12 +242,13 @@ func (j *ghJobs) EnqueueDelivery(_ context.Context, _ *store.Tx, _, id string) e
 }
 
 type ghEnv struct {
-	ctx   context.Context
-	gh    *ghFake
-	st    *store.Store
-	svc   *service.Service
-	jobs  *ghJobs
-	admin service.Actor
+	ctx     context.Context
+	gh      *ghFake
+	st      *store.Store
+	svc     *service.Service
+	jobs    *ghJobs
+	admin   service.Actor
+	browser service.Browser // the admin's browser, with its flow nonce once a flow began there
 }
 
 func newGHEnv(t *testing.T) *ghEnv {
@@ -279,7 +280,29 @@ func newGHEnv(t *testing.T) *ghEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ghEnv{ctx: ctx, gh: fake, st: st, svc: svc, jobs: jobs, admin: admin}
+	return &ghEnv{ctx: ctx, gh: fake, st: st, svc: svc, jobs: jobs, admin: admin, browser: service.Browser{UserID: admin.UserID}}
+}
+
+// begin opens a flow's link in the admin's browser (binding the flow to
+// it) and returns the state.
+func (e *ghEnv) begin(t *testing.T, state string) string {
+	t.Helper()
+	step, err := e.svc.BeginFlow(e.ctx, e.browser, state)
+	if err != nil {
+		t.Fatalf("begin flow: %v", err)
+	}
+	e.browser.Nonce = step.Nonce
+	return state
+}
+
+// setup is GitHub's redirect to the setup URL in the admin's browser,
+// then the admin's confirmation.
+func (e *ghEnv) setup(state, installationID string) (slipway.Integration, error) {
+	c, err := e.svc.GitHubSetup(e.ctx, e.browser, state, installationID)
+	if err != nil {
+		return slipway.Integration{}, err
+	}
+	return e.svc.ConfirmFlow(e.ctx, e.browser, c.State)
 }
 
 // createApp runs the manifest flow up to the install URL and returns the
@@ -290,7 +313,7 @@ func (e *ghEnv) createApp(t *testing.T) (slipway.Integration, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	integ, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode)
+	integ, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, e.begin(t, start.State), ghCode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +402,7 @@ func TestGitHubAppFlowConnectsAndListsRepos(t *testing.T) {
 		t.Fatal("the install URL carries no state")
 	}
 
-	got, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme))
+	got, err := e.setup(installState, strconv.Itoa(ghInstallAcme))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +442,7 @@ func TestGitHubAppFlowConnectsAndListsRepos(t *testing.T) {
 func TestGitHubSetupRefusesForgedInstallation(t *testing.T) {
 	e := newGHEnv(t)
 	integ, installState := e.createApp(t)
-	_, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, "99999999")
+	_, err := e.setup(installState, "99999999")
 	if slipway.ErrorCodeOf(err) != slipway.ECodeForbidden {
 		t.Fatalf("forged installation: err = %v, want forbidden", err)
 	}
@@ -446,33 +469,22 @@ func TestGitHubSetupRefusesForgedInstallation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lu, _ := url.Parse(link)
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, lu.Query().Get("state"), "1; DROP"); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, err := e.setup(e.begin(t, lu.Query().Get("state")), "1; DROP"); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("non-numeric installation id: err = %v, want invalid", err)
 	}
 }
 
-func TestGitHubStatesWorkOnceForTheirStepAndUser(t *testing.T) {
+func TestGitHubStatesWorkOnceForTheirStep(t *testing.T) {
 	e := newGHEnv(t)
 	start, err := e.svc.GitHubManifestStart(e.ctx, e.admin, service.GitHubManifestInput{BaseURL: e.gh.srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A state of another step is refused (and spent).
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, start.State, strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	// A state of another step is refused (and not spent).
+	if _, err := e.setup(e.begin(t, start.State), strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("manifest state used for setup: err = %v, want invalid", err)
 	}
-	start, err = e.svc.GitHubManifestStart(e.ctx, e.admin, service.GitHubManifestInput{BaseURL: e.gh.srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, "usr_someoneelse", start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeForbidden {
-		t.Errorf("another user's state: err = %v, want forbidden", err)
-	}
-	start, err = e.svc.GitHubManifestStart(e.ctx, e.admin, service.GitHubManifestInput{BaseURL: e.gh.srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode)
+	_, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, start.State, ghCode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,18 +492,19 @@ func TestGitHubStatesWorkOnceForTheirStepAndUser(t *testing.T) {
 		t.Errorf("install URL = %q", installURL)
 	}
 	conversions := e.gh.count("POST /api/v3/app-manifests/{code}/conversions")
-	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("reused manifest state: err = %v, want invalid", err)
 	}
 	if e.gh.count("POST /api/v3/app-manifests/{code}/conversions") != conversions {
 		t.Error("a reused state reached GitHub")
 	}
+	// The install state is bound to the browser that created the App.
 	u, _ := url.Parse(installURL)
 	installState := u.Query().Get("state")
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); err != nil {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("reused install state: err = %v, want invalid", err)
 	}
 	// An expired state is refused.
@@ -499,8 +512,9 @@ func TestGitHubStatesWorkOnceForTheirStepAndUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.begin(t, start.State)
 	e.svc.SetClock(func() time.Time { return time.Now().Add(61 * time.Minute) })
-	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("expired state: err = %v, want invalid", err)
 	}
 }
@@ -511,7 +525,7 @@ func TestGitHubManifestCallbackRefusedCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, "expired-code")
+	_, _, err = e.svc.GitHubManifestCallback(e.ctx, e.browser, e.begin(t, start.State), "expired-code")
 	if slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Fatalf("refused code: err = %v, want invalid", err)
 	}
@@ -557,7 +571,7 @@ func ghInstallationPayload(action string, id int, account string) []byte {
 func TestGitHubInstallationWebhooksFlipStatus(t *testing.T) {
 	e := newGHEnv(t)
 	integ, installState := e.createApp(t)
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); err != nil {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); err != nil {
 		t.Fatal(err)
 	}
 	status := func() slipway.Integration {
@@ -595,7 +609,7 @@ func TestGitHubInstallationWebhooksFlipStatus(t *testing.T) {
 func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T) {
 	e := newGHEnv(t)
 	appInteg, installState := e.createApp(t)
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); err != nil {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); err != nil {
 		t.Fatal(err)
 	}
 	link, err := e.svc.GitHubInstallLink(e.ctx, e.admin, appInteg.ID)
@@ -603,7 +617,7 @@ func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T)
 		t.Fatal(err)
 	}
 	lu, _ := url.Parse(link)
-	beta, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, lu.Query().Get("state"), strconv.Itoa(ghInstallBeta))
+	beta, err := e.setup(e.begin(t, lu.Query().Get("state")), strconv.Itoa(ghInstallBeta))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +636,7 @@ func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T)
 	// Setting the same installation up again updates, never duplicates.
 	link, _ = e.svc.GitHubInstallLink(e.ctx, e.admin, appInteg.ID)
 	lu, _ = url.Parse(link)
-	again, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, lu.Query().Get("state"), strconv.Itoa(ghInstallBeta))
+	again, err := e.setup(e.begin(t, lu.Query().Get("state")), strconv.Itoa(ghInstallBeta))
 	if err != nil || again.ID != beta.ID {
 		t.Fatalf("repeated setup = %+v, %v; want integration %s", again, err, beta.ID)
 	}

@@ -188,7 +188,7 @@ func (s *Service) claimFlow(ctx context.Context, b Browser, state, purpose strin
 		return store.OAuthState{}, slipway.Errorf(slipway.ECodeForbidden, "this browser did not start this connection").
 			WithFix("open the link Slipway gave you (on the Integrations page, or printed by `slipway integration connect`) in this browser, then approve again")
 	}
-	st, err = s.store.ConsumeOAuthState(ctx, store.OAuthStateClaim{State: state, UserID: b.UserID, NonceHash: st.NonceHash}, now)
+	st, err = s.store.ConsumeOAuthState(ctx, store.OAuthStateClaim{State: state, UserID: b.UserID, NonceHash: nonceHash(b.Nonce)}, now)
 	if err != nil {
 		if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
 			return store.OAuthState{}, flowExpired()

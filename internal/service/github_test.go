@@ -55,10 +55,12 @@ const (
 	testPublicURL  = "https://slipway.example.com"
 )
 
-// ghFakeInstallation is one installation of the App and its repositories.
+// ghFakeInstallation is one installation of an App (ghAppID unless app
+// says otherwise) and its repositories.
 type ghFakeInstallation struct {
 	account string
 	repos   []ghFakeRepo
+	app     int64
 }
 
 type ghFakeRepo struct {
@@ -77,6 +79,7 @@ type ghFake struct {
 	keyPEM string
 
 	mu            sync.Mutex
+	appKeys       map[int64]*rsa.PrivateKey // every App the fake knows, ghAppID's key included
 	installations map[int64]ghFakeInstallation
 	tokens        map[string]int64 // token → installation
 	calls         map[string]int
@@ -96,7 +99,9 @@ func newGHFake(t *testing.T) *ghFake {
 		},
 		tokens: map[string]int64{}, calls: map[string]int{},
 	}
+	f.appKeys = map[int64]*rsa.PrivateKey{ghAppID: key}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v3/app", f.withJWT(f.app))
 	mux.HandleFunc("POST /api/v3/app-manifests/{code}/conversions", f.convert)
 	mux.HandleFunc("GET /api/v3/app/installations/{id}", f.withJWT(f.installation))
 	mux.HandleFunc("POST /api/v3/app/installations/{id}/access_tokens", f.withJWT(f.accessToken))
@@ -128,20 +133,62 @@ func (f *ghFake) notFound(w http.ResponseWriter, doc string) {
 	f.reply(w, http.StatusNotFound, map[string]string{"message": "Not Found", "documentation_url": doc, "status": "404"})
 }
 
-// withJWT accepts only an RS256 JWT signed with the App's key, issued by
-// the App id.
+// addApp registers another App (its own key) with one installation, and
+// returns the App's private key in PEM.
+func (f *ghFake) addApp(t *testing.T, appID, installationID int64, account string) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.appKeys[appID] = key
+	f.installations[installationID] = ghFakeInstallation{account: account, app: appID}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+}
+
+// ghFakeAppHeader carries the authenticated App id from withJWT to the
+// handler (set by the fake itself, after verification).
+const ghFakeAppHeader = "X-Fake-Authenticated-App"
+
+// withJWT accepts only an RS256 JWT signed with the key of the App its
+// issuer names.
 func (f *ghFake) withJWT(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		var claims jwt.RegisteredClaims
-		_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return &f.key.PublicKey, nil },
-			jwt.WithValidMethods([]string{"RS256"}))
-		if !ok || err != nil || claims.Issuer != strconv.Itoa(ghAppID) {
+		_, err := jwt.ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {
+			iss, err := tok.Claims.GetIssuer()
+			if err != nil {
+				return nil, err
+			}
+			id, _ := strconv.ParseInt(iss, 10, 64)
+			f.mu.Lock()
+			key, known := f.appKeys[id]
+			f.mu.Unlock()
+			if !known {
+				return nil, fmt.Errorf("unknown App %q", iss)
+			}
+			return &key.PublicKey, nil
+		}, jwt.WithValidMethods([]string{"RS256"}))
+		if !ok || err != nil {
 			f.reply(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"})
 			return
 		}
+		r.Header.Set(ghFakeAppHeader, claims.Issuer)
 		h(w, r)
 	}
+}
+
+// app is GET /app: the authenticated App.
+func (f *ghFake) app(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.Header.Get(ghFakeAppHeader), 10, 64)
+	f.reply(w, http.StatusOK, map[string]any{"id": id, "slug": fmt.Sprintf("app-%d", id), "node_id": "A_kwDOBc9Xzs4AKXbZ", "name": fmt.Sprintf("App %d", id),
+		"owner":       map[string]any{"login": "acme", "id": 9919, "type": "Organization"},
+		"description": nil, "external_url": testPublicURL, "html_url": fmt.Sprintf("https://github.com/apps/app-%d", id),
+		"created_at": "2026-03-01T08:00:00Z", "updated_at": "2026-03-01T08:00:00Z",
+		"permissions": map[string]string{"contents": "read", "metadata": "read"}, "events": []string{"push"}})
 }
 
 func (f *ghFake) convert(w http.ResponseWriter, r *http.Request) {
@@ -162,11 +209,16 @@ func (f *ghFake) convert(w http.ResponseWriter, r *http.Request) {
 
 func (f *ghFake) lookup(w http.ResponseWriter, r *http.Request, doc string) (int64, ghFakeInstallation, bool) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	app, _ := strconv.ParseInt(r.Header.Get(ghFakeAppHeader), 10, 64)
 	f.mu.Lock()
 	inst, ok := f.installations[id]
 	f.mu.Unlock()
-	if !ok {
+	if inst.app == 0 {
+		inst.app = ghAppID
+	}
+	if !ok || inst.app != app { // an App sees only its own installations
 		f.notFound(w, doc)
+		return id, inst, false
 	}
 	return id, inst, ok
 }
@@ -177,7 +229,7 @@ func (f *ghFake) installation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.reply(w, http.StatusOK, map[string]any{
-		"id": id, "app_id": ghAppID, "app_slug": "slipway-example", "client_id": "Iv23liQwErTy123456",
+		"id": id, "app_id": inst.app, "app_slug": "slipway-example", "client_id": "Iv23liQwErTy123456",
 		"account":              map[string]any{"login": inst.account, "id": 9919, "type": "Organization"},
 		"repository_selection": "selected", "target_type": "Organization",
 		"access_tokens_url": f.srv.URL + "/api/v3/app/installations/" + strconv.FormatInt(id, 10) + "/access_tokens",

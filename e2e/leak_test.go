@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,9 +29,9 @@ import (
 
 // TestLeakOAuthConnectEndToEnd connects a real Gitea through its OAuth
 // consent screen the way `slipway integration connect gitea --oauth` does:
-// the API returns the authorize URL, the user consents in a browser that
-// has no Slipway session, and the provider's redirect to Slipway's callback
-// connects the integration. The picker then lists the user's private
+// the API returns the flow's Slipway link, the signed-in user opens it,
+// consents on Gitea, and the provider's redirect to Slipway's callback,
+// once confirmed, connects the integration. The picker then lists the user's private
 // repository, and the same state used a second time is refused.
 func TestLeakOAuthConnectEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -57,17 +56,18 @@ func TestLeakOAuthConnectEndToEnd(t *testing.T) {
 		t.Fatalf("the picker does not list the private repository %d: %+v", repoID, repos.Items)
 	}
 
-	// The state works once: the provider's redirect opened again is refused
-	// with what to do, and the integration stays as it was.
-	code, body := getNoFollow(t, o.callback)
-	c.keep("GET callback (second use)", body)
-	if code != http.StatusBadRequest || !strings.Contains(string(body), "already used or has expired") {
-		t.Fatalf("second use of the state: HTTP %d %.300s; want 400 saying it was already used", code, body)
+	// The state works once: the provider's redirect opened again, in the
+	// same browser, is refused with what to do, and the integration stays
+	// as it was.
+	again := o.browser.get(o.callback)
+	c.keep("GET callback (second use)", []byte(again.body))
+	if again.status != http.StatusBadRequest || !strings.Contains(again.body, "already used or has expired") {
+		t.Fatalf("second use of the state: HTTP %d %.300s; want 400 saying it was already used", again.status, again.body)
 	}
-	var again slipway.Integration
-	c.must("GET", "/api/v1/integrations/"+o.integ.ID, nil, &again)
-	if again.Status != slipway.IntegrationConnected {
-		t.Fatalf("after the refused second use the integration is %s", again.Status)
+	var after slipway.Integration
+	c.must("GET", "/api/v1/integrations/"+o.integ.ID, nil, &after)
+	if after.Status != slipway.IntegrationConnected {
+		t.Fatalf("after the refused second use the integration is %s", after.Status)
 	}
 
 	// Neither the client secret nor the tokens the code was exchanged for
@@ -446,37 +446,46 @@ func (r *recorder) deploymentLog(id string) []string {
 type oauthConnection struct {
 	integ        slipway.Integration
 	clientSecret string
-	callback     string // the provider's redirect to Slipway, code and state included
+	callback     string     // the provider's redirect to Slipway, code and state included
+	browser      *dashboard // the browser that connected it
 }
 
 // connectOAuth registers an OAuth application for user on Gitea with the
-// server's callback as redirect URI, starts connecting through the API,
-// consents as user, and opens the provider's redirect to Slipway with a
-// client that has no dashboard session, as the CLI flow does.
+// server's callback as redirect URI, starts connecting through the API as
+// the CLI does, opens the flow's Slipway link in the administrator's
+// signed-in browser, consents as user on Gitea, opens the provider's
+// redirect back to Slipway in that browser and confirms.
 func connectOAuth(t *testing.T, c *recorder, p *proc, g *giteatest.Server, user, pass string) oauthConnection {
 	t.Helper()
 	clientID, clientSecret := g.CreateOAuthApp(t, user, pass, giteatest.UniqueName("slipway"), p.url+service.OAuthCallbackPath)
 	var start service.OAuthStartResult
 	c.must("POST", "/api/v1/integrations/oauth", map[string]any{"provider": "gitea", "base_url": g.URL(), "label": "gitea oauth",
 		"client_id": clientID, "client_secret": clientSecret}, &start)
-	if start.Integration.Status != slipway.IntegrationPending || !strings.HasPrefix(start.AuthorizeURL, g.URL()+"/login/oauth/authorize?") {
-		t.Fatalf("OAuth start: status %s, authorize URL %q", start.Integration.Status, start.AuthorizeURL)
+	if start.Integration.Status != slipway.IntegrationPending || !strings.HasPrefix(start.OpenURL, p.url+service.FlowBeginPath+"?") {
+		t.Fatalf("OAuth start: status %s, link %q", start.Integration.Status, start.OpenURL)
 	}
-	back := g.Consent(t, user, pass, start.AuthorizeURL)
+	browser := adminDashboard(t, p)
+	authorize := browser.beginFlow(start.OpenURL)
+	back := g.Consent(t, user, pass, authorize)
 	if got := back.Scheme + "://" + back.Host + back.Path; got != p.url+service.OAuthCallbackPath {
 		t.Fatalf("the provider redirected to %s; want Slipway's callback", got)
 	}
 	if back.Query().Get("code") == "" || back.Query().Get("state") == "" {
 		t.Fatalf("the provider's redirect has no code or state: %s", back.RawQuery)
 	}
-	code, body := getNoFollow(t, back.String())
-	c.keep("GET "+service.OAuthCallbackPath, body)
-	if code != http.StatusOK || !strings.Contains(string(body), "close this window") {
-		t.Fatalf("callback without a session: HTTP %d %.500s; want 200 saying the connection is done", code, body)
+	confirmation := browser.get(back.String())
+	c.keep("GET "+service.OAuthCallbackPath, []byte(confirmation.body))
+	if confirmation.status != http.StatusOK || !strings.Contains(confirmation.body, user) {
+		t.Fatalf("callback: HTTP %d %.500s; want 200 with a confirmation naming %s", confirmation.status, confirmation.body, user)
+	}
+	done := browser.confirm(confirmation)
+	c.keep("POST "+service.FlowConfirmPath, []byte(done.body))
+	if done.status != http.StatusSeeOther {
+		t.Fatalf("confirm: HTTP %d %.500s", done.status, done.body)
 	}
 	var integ slipway.Integration
 	c.must("GET", "/api/v1/integrations/"+start.Integration.ID, nil, &integ)
-	return oauthConnection{integ: integ, clientSecret: clientSecret, callback: back.String()}
+	return oauthConnection{integ: integ, clientSecret: clientSecret, callback: back.String(), browser: browser}
 }
 
 // secrets returns the connection's client secret and the access and
@@ -539,19 +548,6 @@ func openStore(t *testing.T, dataDir string) (*secrets.Keyring, *store.Store) {
 		t.Fatal(err)
 	}
 	return keys, st
-}
-
-// getNoFollow GETs u without a session and without following redirects.
-func getNoFollow(t *testing.T, u string) (int, []byte) {
-	t.Helper()
-	client := &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get(u)
-	if err != nil {
-		t.Fatalf("GET %s: %v", redactQuery(u), err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
 
 func redactQuery(u string) string {

@@ -278,13 +278,14 @@ func (a *app) connectCmd() *cobra.Command {
 			provider := args[0]
 			if in.oauth {
 				var out struct {
-					Integration  slipway.Integration `json:"integration"`
-					AuthorizeURL string              `json:"authorize_url"`
+					Integration slipway.Integration `json:"integration"`
+					OpenURL     string              `json:"open_url"`
 				}
 				body := map[string]string{"provider": provider, "label": in.label, "base_url": in.baseURL, "internal_url": in.internalURL,
 					"client_id": in.clientID, "client_secret": in.clientSecret}
 				return a.call(cmd, "POST", "/api/v1/integrations/oauth", body, &out, func(w io.Writer) {
-					fmt.Fprintf(w, "Open this URL in a browser to grant access, then come back:\n%s\n", out.AuthorizeURL)
+					fmt.Fprintf(w, "Integration %s is waiting for the provider's consent.\nOpen this URL in a browser, sign in to Slipway as yourself, approve access on %s and confirm:\n%s\n",
+						out.Integration.ID, provider, out.OpenURL)
 				})
 			}
 			if in.createApp {
@@ -294,7 +295,7 @@ func (a *app) connectCmd() *cobra.Command {
 				}
 				body := map[string]string{"org": in.org, "base_url": in.baseURL, "label": in.label}
 				return a.call(cmd, "POST", "/api/v1/integrations/github/manifest", body, &out, func(w io.Writer) {
-					fmt.Fprintf(w, "Integration %s is waiting for its GitHub App.\nOpen this URL in a browser to create the App on GitHub, then install it on the repositories to deploy:\n%s\n", out.Integration.ID, out.FormURL)
+					fmt.Fprintf(w, "Integration %s is waiting for its GitHub App.\nOpen this URL in a browser, sign in to Slipway as yourself, create the App on GitHub, then install it on the repositories to deploy:\n%s\n", out.Integration.ID, out.FormURL)
 				})
 			}
 			body := map[string]any{"provider": provider, "label": in.label, "base_url": in.baseURL, "internal_url": in.internalURL,

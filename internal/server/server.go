@@ -275,7 +275,6 @@ func (s *Server) handler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := httpapi.New(s.Service, s.log)
 	api.Register(mux)
-	api.GitHubBrowserHandlers(mux)
 	webhook.New(s.Service, s.log, reg).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

@@ -230,8 +230,7 @@ func (s *Service) applyEvent(ctx context.Context, integ slipway.Integration, d s
 		}
 		return VerdictProcessed, "repository is now " + ev.Repo.FullName, nil, nil
 	case slipway.EventInstallationChanged:
-		detail, err := s.applyInstallation(ctx, integ, ev.Install)
-		return VerdictProcessed, detail, nil, err
+		return s.applyInstallation(ctx, integ, ev.Install)
 	default:
 		return VerdictIgnored, "Slipway does not act on " + string(ev.Kind) + " events", nil, nil
 	}
@@ -399,27 +398,30 @@ func anyMatch(globs []string, rootDir string, files []string) bool {
 	return false
 }
 
-// applyInstallation updates a GitHub App integration after an
-// installation event.
-func (s *Service) applyInstallation(ctx context.Context, integ slipway.Integration, in *slipway.InstallEvent) (string, error) {
-	if in == nil {
-		return "no installation details", nil
+// notThisInstallation is the detail of an installation event that names
+// an installation other than the integration's: it says nothing of whether
+// that installation exists or whose it is.
+const notThisInstallation = "the event names an installation this integration does not hold"
+
+// applyInstallation updates a GitHub App integration after an installation
+// event. integ is the integration routeToInstallation chose, within the
+// receiving integration's organisation and App; an event for any other
+// installation is ignored. The one exception is an integration still
+// without an installation, which adopts the one an installation.created
+// names once GitHub confirms it (App JWT) as an installation of its App.
+func (s *Service) applyInstallation(ctx context.Context, integ slipway.Integration, in *slipway.InstallEvent) (verdict, detail string, caused []string, err error) {
+	if in == nil || in.InstallationID == "" {
+		return VerdictIgnored, "no installation details", nil, nil
 	}
-	if in.InstallationID != "" && integ.ExternalID != "" && in.InstallationID != integ.ExternalID {
-		if other, err := s.store.FindIntegrationByExternalID(ctx, integ.Provider, in.InstallationID); err == nil {
-			integ = other
-		} else {
-			return "installation " + in.InstallationID + " is not connected to Slipway", nil
+	if in.InstallationID != integ.ExternalID {
+		if integ.ExternalID != "" || in.Action != slipway.InstallCreated || !s.isAppInstallation(ctx, integ, in.InstallationID) {
+			return VerdictIgnored, notThisInstallation, nil, nil
 		}
+		integ.ExternalID = in.InstallationID
 	}
-	now := s.now().UTC()
-	integ.UpdatedAt = now
-	var detail string
+	integ.UpdatedAt = s.now().UTC()
 	switch in.Action {
 	case slipway.InstallCreated, slipway.InstallUnsuspended, slipway.InstallNewPermissions:
-		if integ.ExternalID == "" {
-			integ.ExternalID = in.InstallationID
-		}
 		integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationConnected, "", ""
 		if in.RepoSelection != "" {
 			integ.RepoSelection = in.RepoSelection
@@ -442,12 +444,12 @@ func (s *Service) applyInstallation(ctx context.Context, integ slipway.Integrati
 		}
 		if len(add) > 0 {
 			if err := s.store.AddIntegrationRepos(ctx, integ.OrgID, integ.ID, add); err != nil {
-				return "", err
+				return "", "", nil, err
 			}
 		}
 		if len(remove) > 0 {
 			if err := s.store.RemoveIntegrationRepos(ctx, integ.OrgID, integ.ID, remove); err != nil {
-				return "", err
+				return "", "", nil, err
 			}
 		}
 		if in.RepoSelection != "" {
@@ -455,7 +457,28 @@ func (s *Service) applyInstallation(ctx context.Context, integ slipway.Integrati
 		}
 		detail = fmt.Sprintf("%d repositories added, %d removed", len(add), len(remove))
 	}
-	return detail, s.store.UpdateIntegration(ctx, &integ)
+	return VerdictProcessed, detail, nil, s.store.UpdateIntegration(ctx, &integ)
+}
+
+// isAppInstallation asks GitHub, with the JWT of integ's App, whether
+// installationID is an installation of that App.
+func (s *Service) isAppInstallation(ctx context.Context, integ slipway.Integration, installationID string) bool {
+	flow, err := s.gitHubFlow()
+	if err != nil || integ.Provider != slipway.ProviderGitHub {
+		return false
+	}
+	sec, err := s.openSecret(ctx, integ.OrgID, integ.ID)
+	if err != nil || sec.AppID == "" || sec.PrivateKey == "" {
+		return false
+	}
+	probe := integ
+	probe.ExternalID = installationID
+	id, _, _, err := flow.VerifyAppInstallation(ctx, &forge.Conn{Integration: probe, Secret: sec})
+	if err != nil {
+		s.log.Info("installation event for an installation the App's JWT cannot confirm", "integration", integ.ID, "err", err)
+		return false
+	}
+	return id == installationID
 }
 
 // ListDeliveries is an integration's delivery log.

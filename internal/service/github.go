@@ -3,15 +3,19 @@ package service
 // GitHub App flows. A GitHub integration is one installation of one GitHub
 // App. Slipway creates the App through GitHub's manifest flow:
 //
-//  1. GitHubManifestStart creates a pending integration and returns the
-//     manifest the browser posts to GitHub, with a one-time state.
+//  1. GitHubManifestStart creates a pending integration and a one-time
+//     state, and returns the flow's Slipway link (see consent.go: opening
+//     it needs the starting user's sign-in and binds the flow to that
+//     browser, which then posts the manifest to GitHub).
 //  2. GitHub redirects to GitHubManifestCallbackPath with a code;
-//     GitHubManifestCallback converts it into the App's credentials, seals
-//     them in the integration and returns the App's install URL (with a
-//     second one-time state).
+//     GitHubManifestCallback claims the state for that user and browser,
+//     converts the code into the App's credentials, seals them in the
+//     integration and returns the App's install URL (with a second
+//     one-time state bound to the same browser).
 //  3. After the user installs the App, GitHub redirects to GitHubSetupPath
-//     with the installation id; GitHubSetup verifies it with the App's JWT
-//     before storing it, so a forged id is refused.
+//     with the installation id; GitHubSetup claims the state the same way
+//     and verifies the id with the App's JWT, so a forged id is refused;
+//     the installation is saved once the user confirms it (ConfirmFlow).
 //
 // One integration per installation: installing the same App on a second
 // account creates a second integration holding its own sealed copy of the
@@ -75,7 +79,7 @@ type GitHubManifestResult struct {
 	PostURL     string              `json:"post_url"`
 	Manifest    string              `json:"manifest"` // the App manifest JSON document
 	State       string              `json:"state"`
-	FormURL     string              `json:"form_url"` // a Slipway page that posts the manifest (for the CLI)
+	FormURL     string              `json:"form_url"` // the flow's Slipway link: sign in, then the browser posts the manifest
 }
 
 // gitHubAppFlow is what the GitHub provider offers for the App flows.
@@ -85,6 +89,7 @@ type gitHubAppFlow interface {
 	ConvertAppManifest(ctx context.Context, baseURL, code string) (forge.Secret, map[string]string, error)
 	AppInstallURL(baseURL, slug, state string) string
 	VerifyAppInstallation(ctx context.Context, c *forge.Conn) (id, account, repoSelection string, err error)
+	VerifyApp(ctx context.Context, baseURL string, sec forge.Secret) (slug string, err error)
 }
 
 // gitHubFlow returns the GitHub provider's App flows.
@@ -143,7 +148,7 @@ func (s *Service) GitHubManifestStart(ctx context.Context, a Actor, in GitHubMan
 		return GitHubManifestResult{}, fmt.Errorf("start GitHub App creation: %w", err)
 	}
 	return GitHubManifestResult{Integration: integ, PostURL: postURL, Manifest: string(manifest), State: state,
-		FormURL: s.GitHubManifestFormURL(integ.ID, state)}, nil
+		FormURL: s.FlowBeginURL(state)}, nil
 }
 
 // gitHubAppName proposes the App's name: GitHub names are unique across
@@ -159,37 +164,12 @@ func gitHubAppName(publicURL string) string {
 	return name
 }
 
-// consumeGitHubState spends a one-time state and checks it was issued for
-// this step and, when userID is non-empty, to this user.
-func (s *Service) consumeGitHubState(ctx context.Context, userID, state, purpose string) (store.OAuthState, error) {
-	expired := slipway.Errorf(slipway.ECodeInvalid, "this GitHub link was already used or has expired").
-		WithFix("start again from Integrations → GitHub")
-	if state == "" {
-		return store.OAuthState{}, expired
-	}
-	st, err := s.store.ConsumeOAuthState(ctx, state, s.now().UTC())
-	if err != nil {
-		if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
-			return store.OAuthState{}, expired
-		}
-		return store.OAuthState{}, fmt.Errorf("consume GitHub state: %w", err)
-	}
-	if st.Purpose != purpose {
-		return store.OAuthState{}, expired
-	}
-	if userID != "" && st.UserID != userID {
-		return store.OAuthState{}, slipway.Errorf(slipway.ECodeForbidden, "this GitHub link was started by another user").
-			WithFix("sign in as the user who started connecting GitHub, or start again yourself")
-	}
-	return st, nil
-}
-
 // GitHubManifestCallback completes the App creation: the state is
-// consumed, GitHub's one-time code is converted into the App's
+// claimed for the browser b, GitHub's one-time code is converted into the App's
 // credentials, which are sealed into the integration, and the App's install
 // URL (with a new one-time state) is returned for the browser to follow.
-func (s *Service) GitHubManifestCallback(ctx context.Context, userID, state, code string) (slipway.Integration, string, error) {
-	st, err := s.consumeGitHubState(ctx, userID, state, statePurposeGitHubManifest)
+func (s *Service) GitHubManifestCallback(ctx context.Context, b Browser, state, code string) (slipway.Integration, string, error) {
+	st, err := s.claimFlow(ctx, b, state, statePurposeGitHubManifest)
 	if err != nil {
 		return slipway.Integration{}, "", err
 	}
@@ -241,8 +221,9 @@ func (s *Service) GitHubManifestCallback(ctx context.Context, userID, state, cod
 			return err
 		}
 		s.audit(ctx, tx, a, "integration.github_app_created", "integration", integ.ID, map[string]string{"app_id": sec.AppID, "app_slug": slug})
+		// The browser that created the App goes on to install it.
 		return tx.CreateOAuthState(ctx, store.OAuthState{State: installState, OrgID: st.OrgID, UserID: st.UserID, IntegrationID: integ.ID,
-			Purpose: statePurposeGitHubInstall, ExpiresAt: s.now().UTC().Add(gitHubStateTTL)})
+			Purpose: statePurposeGitHubInstall, NonceHash: st.NonceHash, ExpiresAt: s.now().UTC().Add(gitHubStateTTL)})
 	})
 	if err != nil {
 		return slipway.Integration{}, "", fmt.Errorf("save the GitHub App: %w", err)
@@ -250,9 +231,10 @@ func (s *Service) GitHubManifestCallback(ctx context.Context, userID, state, cod
 	return integ, flow.AppInstallURL(integ.BaseURL, slug, installState), nil
 }
 
-// GitHubInstallLink returns a fresh install URL for an integration's App,
-// to install it on another account (which becomes a new integration) or to
-// finish an installation whose link expired.
+// GitHubInstallLink returns a fresh link (the flow's Slipway link, which
+// continues to the App's install page) for an integration's App, to install
+// it on another account (which becomes a new integration) or to finish an
+// installation whose link expired.
 func (s *Service) GitHubInstallLink(ctx context.Context, a Actor, integrationID string) (string, error) {
 	if err := a.can(slipway.ResIntegrations, slipway.ActCreate); err != nil {
 		return "", err
@@ -269,8 +251,7 @@ func (s *Service) GitHubInstallLink(ctx context.Context, a Actor, integrationID 
 		return "", slipway.Errorf(slipway.ECodeIntegrationNeedsAttention, "integration %s is disconnected and holds no App credentials", integ.Label).
 			WithFix("create the GitHub App again from Integrations → GitHub")
 	}
-	flow, err := s.gitHubFlow()
-	if err != nil {
+	if _, err := s.gitHubFlow(); err != nil {
 		return "", err
 	}
 	state, _ := newSecretToken("")
@@ -278,7 +259,7 @@ func (s *Service) GitHubInstallLink(ctx context.Context, a Actor, integrationID 
 		Purpose: statePurposeGitHubInstall, ExpiresAt: s.now().UTC().Add(gitHubStateTTL)}); err != nil {
 		return "", fmt.Errorf("create GitHub install link: %w", err)
 	}
-	return flow.AppInstallURL(integ.BaseURL, integ.Settings[settingAppSlug], state), nil
+	return s.FlowBeginURL(state), nil
 }
 
 // gitHubAPIAddress is where server-to-server calls for integ go: the
@@ -288,54 +269,56 @@ func gitHubAPIAddress(integ slipway.Integration) string {
 }
 
 // GitHubSetup handles GitHub's redirect after the App was installed. The
-// installation id comes from the browser, so it is verified with the App's
-// JWT before anything is stored: an id GitHub does not know for this App is
-// refused. The integration becomes connected and its repositories synced.
+// state is claimed for the browser b; the installation id comes from the
+// browser, so it is verified with the App's JWT: an id GitHub does not know
+// for this App is refused. Nothing is saved yet: once the user confirms
+// (ConfirmFlow) the integration becomes connected and its repositories
+// synced.
 // When the App's integration already serves another installation, a new
 // integration is created for this one, holding its own sealed copy of the
 // App's credentials; a repeated setup of the same installation updates the
 // integration that has it.
-func (s *Service) GitHubSetup(ctx context.Context, userID, state, installationID string) (slipway.Integration, error) {
-	st, err := s.consumeGitHubState(ctx, userID, state, statePurposeGitHubInstall)
+func (s *Service) GitHubSetup(ctx context.Context, b Browser, state, installationID string) (FlowConfirmation, error) {
+	st, err := s.claimFlow(ctx, b, state, statePurposeGitHubInstall)
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	instID, err := strconv.ParseInt(strings.TrimSpace(installationID), 10, 64)
 	if err != nil || instID <= 0 {
-		return slipway.Integration{}, slipway.Errorf(slipway.ECodeInvalid, "GitHub sent no valid installation id (%q)", installationID).
+		return FlowConfirmation{}, slipway.Errorf(slipway.ECodeInvalid, "GitHub sent no valid installation id (%q)", installationID).
 			WithFix("install the App again from the integration's page")
 	}
 	owner, err := s.store.GetIntegration(ctx, st.OrgID, st.IntegrationID)
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	sec, err := s.openSecret(ctx, owner.OrgID, owner.ID)
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	if sec.AppID == "" || sec.PrivateKey == "" {
-		return slipway.Integration{}, slipway.Errorf(slipway.ECodeIntegrationNeedsAttention, "integration %s holds no GitHub App credentials", owner.Label).
+		return FlowConfirmation{}, slipway.Errorf(slipway.ECodeIntegrationNeedsAttention, "integration %s holds no GitHub App credentials", owner.Label).
 			WithFix("create the GitHub App again from Integrations → GitHub")
 	}
 	flow, err := s.gitHubFlow()
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	probe := owner
 	probe.ExternalID = strconv.FormatInt(instID, 10)
 	verifiedID, account, selection, err := flow.VerifyAppInstallation(ctx, &forge.Conn{Integration: probe, Secret: sec})
 	if err != nil {
 		if e, ok := slipway.AsError(err); ok && e.Details["reason"] == "installation_not_found" {
-			return slipway.Integration{}, slipway.Errorf(slipway.ECodeForbidden,
+			return FlowConfirmation{}, slipway.Errorf(slipway.ECodeForbidden,
 				"GitHub does not know installation %d of the App %s: the link was altered, or the App was uninstalled meanwhile", instID, owner.Settings[settingAppSlug]).
 				WithFix("install the App again from the integration's page in Slipway")
 		}
-		return slipway.Integration{}, fmt.Errorf("verify GitHub installation %d: %w", instID, err)
+		return FlowConfirmation{}, fmt.Errorf("verify GitHub installation %d: %w", instID, err)
 	}
 
 	integ, isNew, err := s.integrationForInstallation(ctx, owner, strconv.FormatInt(instID, 10))
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	integ.ExternalID = verifiedID
 	if isNew && account != "" {
@@ -348,33 +331,7 @@ func (s *Service) GitHubSetup(ctx context.Context, userID, state, installationID
 		p := problemFor(integ, cerr)
 		integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationNeedsAttention, p.Message, p.Fix
 	}
-	integ.UpdatedAt = s.now().UTC()
-	a := Actor{UserID: st.UserID, OrgID: st.OrgID}
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		if isNew {
-			sealed, err := s.sealSecret(integ.ID, sec)
-			if err != nil {
-				return err
-			}
-			if err := tx.CreateIntegration(ctx, &integ, sealed); err != nil {
-				return err
-			}
-		} else if err := tx.UpdateIntegration(ctx, &integ); err != nil {
-			return err
-		}
-		s.audit(ctx, tx, a, "integration.github_installed", "integration", integ.ID,
-			map[string]string{"installation_id": integ.ExternalID, "account": integ.AccountName, "app_integration": owner.ID})
-		return nil
-	})
-	if err != nil {
-		return slipway.Integration{}, fmt.Errorf("save GitHub installation: %w", err)
-	}
-	if integ.Status == slipway.IntegrationConnected {
-		if _, err := s.SyncRepos(ctx, System(st.OrgID, st.UserID), integ.ID); err != nil {
-			s.log.Warn("first repository sync failed", "integration", integ.ID, "err", err)
-		}
-	}
-	return s.store.GetIntegration(ctx, st.OrgID, integ.ID)
+	return s.holdForConfirmation(ctx, st, pendingConnection{Kind: pendingGitHubInstall, Integration: integ, Secret: sec, IsNew: isNew, OwnerID: owner.ID})
 }
 
 // integrationForInstallation picks the integration an installation of
@@ -437,39 +394,4 @@ func (s *Service) routeToInstallation(ctx context.Context, integ slipway.Integra
 		return integ, err
 	}
 	return other, nil
-}
-
-// GitHubManifestFormPath serves the page that posts the App manifest to
-// GitHub; the CLI prints its URL (`slipway integration connect github
-// --create-app`) because a manifest must be POSTed by a browser.
-const GitHubManifestFormPath = "/integrations/github/create"
-
-// GitHubManifestFormURL is where a browser starts creating the App.
-func (s *Service) GitHubManifestFormURL(integrationID, state string) string {
-	return strings.TrimRight(s.cfg.PublicURL, "/") + GitHubManifestFormPath + "?integration=" + url.QueryEscape(integrationID) + "&state=" + url.QueryEscape(state)
-}
-
-// GitHubManifestForm rebuilds the manifest and GitHub's form address for
-// a started App creation, without spending its one-time state (the
-// manifest callback spends it).
-func (s *Service) GitHubManifestForm(ctx context.Context, integrationID, state string) (manifest, postURL string, err error) {
-	st, err := s.store.PeekOAuthState(ctx, state, s.now().UTC())
-	if err != nil || st.Purpose != statePurposeGitHubManifest || st.IntegrationID != integrationID {
-		return "", "", slipway.Errorf(slipway.ECodeInvalid, "this link to create the GitHub App was already used or has expired").
-			WithFix("start again: slipway integration connect github --create-app, or Integrations → GitHub in the dashboard")
-	}
-	integ, err := s.store.GetIntegration(ctx, st.OrgID, integrationID)
-	if err != nil {
-		return "", "", err
-	}
-	flow, err := s.gitHubFlow()
-	if err != nil {
-		return "", "", err
-	}
-	public := strings.TrimRight(s.cfg.PublicURL, "/")
-	m, post, err := flow.AppManifest(public, integ.BaseURL, integ.Settings["github_org"], gitHubAppName(public), s.hookURL(integ), state)
-	if err != nil {
-		return "", "", err
-	}
-	return string(m), post, nil
 }

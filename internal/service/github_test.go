@@ -55,10 +55,12 @@ const (
 	testPublicURL  = "https://slipway.example.com"
 )
 
-// ghFakeInstallation is one installation of the App and its repositories.
+// ghFakeInstallation is one installation of an App (ghAppID unless app
+// says otherwise) and its repositories.
 type ghFakeInstallation struct {
 	account string
 	repos   []ghFakeRepo
+	app     int64
 }
 
 type ghFakeRepo struct {
@@ -77,6 +79,7 @@ type ghFake struct {
 	keyPEM string
 
 	mu            sync.Mutex
+	appKeys       map[int64]*rsa.PrivateKey // every App the fake knows, ghAppID's key included
 	installations map[int64]ghFakeInstallation
 	tokens        map[string]int64 // token → installation
 	calls         map[string]int
@@ -96,7 +99,9 @@ func newGHFake(t *testing.T) *ghFake {
 		},
 		tokens: map[string]int64{}, calls: map[string]int{},
 	}
+	f.appKeys = map[int64]*rsa.PrivateKey{ghAppID: key}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v3/app", f.withJWT(f.app))
 	mux.HandleFunc("POST /api/v3/app-manifests/{code}/conversions", f.convert)
 	mux.HandleFunc("GET /api/v3/app/installations/{id}", f.withJWT(f.installation))
 	mux.HandleFunc("POST /api/v3/app/installations/{id}/access_tokens", f.withJWT(f.accessToken))
@@ -128,20 +133,62 @@ func (f *ghFake) notFound(w http.ResponseWriter, doc string) {
 	f.reply(w, http.StatusNotFound, map[string]string{"message": "Not Found", "documentation_url": doc, "status": "404"})
 }
 
-// withJWT accepts only an RS256 JWT signed with the App's key, issued by
-// the App id.
+// addApp registers another App (its own key) with one installation, and
+// returns the App's private key in PEM.
+func (f *ghFake) addApp(t *testing.T, appID, installationID int64, account string) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.appKeys[appID] = key
+	f.installations[installationID] = ghFakeInstallation{account: account, app: appID}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+}
+
+// ghFakeAppHeader carries the authenticated App id from withJWT to the
+// handler (set by the fake itself, after verification).
+const ghFakeAppHeader = "X-Fake-Authenticated-App"
+
+// withJWT accepts only an RS256 JWT signed with the key of the App its
+// issuer names.
 func (f *ghFake) withJWT(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		var claims jwt.RegisteredClaims
-		_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return &f.key.PublicKey, nil },
-			jwt.WithValidMethods([]string{"RS256"}))
-		if !ok || err != nil || claims.Issuer != strconv.Itoa(ghAppID) {
+		_, err := jwt.ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {
+			iss, err := tok.Claims.GetIssuer()
+			if err != nil {
+				return nil, err
+			}
+			id, _ := strconv.ParseInt(iss, 10, 64)
+			f.mu.Lock()
+			key, known := f.appKeys[id]
+			f.mu.Unlock()
+			if !known {
+				return nil, fmt.Errorf("unknown App %q", iss)
+			}
+			return &key.PublicKey, nil
+		}, jwt.WithValidMethods([]string{"RS256"}))
+		if !ok || err != nil {
 			f.reply(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"})
 			return
 		}
+		r.Header.Set(ghFakeAppHeader, claims.Issuer)
 		h(w, r)
 	}
+}
+
+// app is GET /app: the authenticated App.
+func (f *ghFake) app(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.Header.Get(ghFakeAppHeader), 10, 64)
+	f.reply(w, http.StatusOK, map[string]any{"id": id, "slug": fmt.Sprintf("app-%d", id), "node_id": "A_kwDOBc9Xzs4AKXbZ", "name": fmt.Sprintf("App %d", id),
+		"owner":       map[string]any{"login": "acme", "id": 9919, "type": "Organization"},
+		"description": nil, "external_url": testPublicURL, "html_url": fmt.Sprintf("https://github.com/apps/app-%d", id),
+		"created_at": "2026-03-01T08:00:00Z", "updated_at": "2026-03-01T08:00:00Z",
+		"permissions": map[string]string{"contents": "read", "metadata": "read"}, "events": []string{"push"}})
 }
 
 func (f *ghFake) convert(w http.ResponseWriter, r *http.Request) {
@@ -162,11 +209,16 @@ func (f *ghFake) convert(w http.ResponseWriter, r *http.Request) {
 
 func (f *ghFake) lookup(w http.ResponseWriter, r *http.Request, doc string) (int64, ghFakeInstallation, bool) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	app, _ := strconv.ParseInt(r.Header.Get(ghFakeAppHeader), 10, 64)
 	f.mu.Lock()
 	inst, ok := f.installations[id]
 	f.mu.Unlock()
-	if !ok {
+	if inst.app == 0 {
+		inst.app = ghAppID
+	}
+	if !ok || inst.app != app { // an App sees only its own installations
 		f.notFound(w, doc)
+		return id, inst, false
 	}
 	return id, inst, ok
 }
@@ -177,7 +229,7 @@ func (f *ghFake) installation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.reply(w, http.StatusOK, map[string]any{
-		"id": id, "app_id": ghAppID, "app_slug": "slipway-example", "client_id": "Iv23liQwErTy123456",
+		"id": id, "app_id": inst.app, "app_slug": "slipway-example", "client_id": "Iv23liQwErTy123456",
 		"account":              map[string]any{"login": inst.account, "id": 9919, "type": "Organization"},
 		"repository_selection": "selected", "target_type": "Organization",
 		"access_tokens_url": f.srv.URL + "/api/v3/app/installations/" + strconv.FormatInt(id, 10) + "/access_tokens",
@@ -242,12 +294,13 @@ func (j *ghJobs) EnqueueDelivery(_ context.Context, _ *store.Tx, _, id string) e
 }
 
 type ghEnv struct {
-	ctx   context.Context
-	gh    *ghFake
-	st    *store.Store
-	svc   *service.Service
-	jobs  *ghJobs
-	admin service.Actor
+	ctx     context.Context
+	gh      *ghFake
+	st      *store.Store
+	svc     *service.Service
+	jobs    *ghJobs
+	admin   service.Actor
+	browser service.Browser // the admin's browser, with its flow nonce once a flow began there
 }
 
 func newGHEnv(t *testing.T) *ghEnv {
@@ -279,7 +332,29 @@ func newGHEnv(t *testing.T) *ghEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ghEnv{ctx: ctx, gh: fake, st: st, svc: svc, jobs: jobs, admin: admin}
+	return &ghEnv{ctx: ctx, gh: fake, st: st, svc: svc, jobs: jobs, admin: admin, browser: service.Browser{UserID: admin.UserID}}
+}
+
+// begin opens a flow's link in the admin's browser (binding the flow to
+// it) and returns the state.
+func (e *ghEnv) begin(t *testing.T, state string) string {
+	t.Helper()
+	step, err := e.svc.BeginFlow(e.ctx, e.browser, state)
+	if err != nil {
+		t.Fatalf("begin flow: %v", err)
+	}
+	e.browser.Nonce = step.Nonce
+	return state
+}
+
+// setup is GitHub's redirect to the setup URL in the admin's browser,
+// then the admin's confirmation.
+func (e *ghEnv) setup(state, installationID string) (slipway.Integration, error) {
+	c, err := e.svc.GitHubSetup(e.ctx, e.browser, state, installationID)
+	if err != nil {
+		return slipway.Integration{}, err
+	}
+	return e.svc.ConfirmFlow(e.ctx, e.browser, c.State)
 }
 
 // createApp runs the manifest flow up to the install URL and returns the
@@ -290,7 +365,7 @@ func (e *ghEnv) createApp(t *testing.T) (slipway.Integration, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	integ, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode)
+	integ, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, e.begin(t, start.State), ghCode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +454,7 @@ func TestGitHubAppFlowConnectsAndListsRepos(t *testing.T) {
 		t.Fatal("the install URL carries no state")
 	}
 
-	got, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme))
+	got, err := e.setup(installState, strconv.Itoa(ghInstallAcme))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +494,7 @@ func TestGitHubAppFlowConnectsAndListsRepos(t *testing.T) {
 func TestGitHubSetupRefusesForgedInstallation(t *testing.T) {
 	e := newGHEnv(t)
 	integ, installState := e.createApp(t)
-	_, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, "99999999")
+	_, err := e.setup(installState, "99999999")
 	if slipway.ErrorCodeOf(err) != slipway.ECodeForbidden {
 		t.Fatalf("forged installation: err = %v, want forbidden", err)
 	}
@@ -446,33 +521,22 @@ func TestGitHubSetupRefusesForgedInstallation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lu, _ := url.Parse(link)
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, lu.Query().Get("state"), "1; DROP"); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, err := e.setup(e.begin(t, lu.Query().Get("state")), "1; DROP"); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("non-numeric installation id: err = %v, want invalid", err)
 	}
 }
 
-func TestGitHubStatesWorkOnceForTheirStepAndUser(t *testing.T) {
+func TestGitHubStatesWorkOnceForTheirStep(t *testing.T) {
 	e := newGHEnv(t)
 	start, err := e.svc.GitHubManifestStart(e.ctx, e.admin, service.GitHubManifestInput{BaseURL: e.gh.srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A state of another step is refused (and spent).
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, start.State, strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	// A state of another step is refused (and not spent).
+	if _, err := e.setup(e.begin(t, start.State), strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("manifest state used for setup: err = %v, want invalid", err)
 	}
-	start, err = e.svc.GitHubManifestStart(e.ctx, e.admin, service.GitHubManifestInput{BaseURL: e.gh.srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, "usr_someoneelse", start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeForbidden {
-		t.Errorf("another user's state: err = %v, want forbidden", err)
-	}
-	start, err = e.svc.GitHubManifestStart(e.ctx, e.admin, service.GitHubManifestInput{BaseURL: e.gh.srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode)
+	_, installURL, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, start.State, ghCode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,18 +544,19 @@ func TestGitHubStatesWorkOnceForTheirStepAndUser(t *testing.T) {
 		t.Errorf("install URL = %q", installURL)
 	}
 	conversions := e.gh.count("POST /api/v3/app-manifests/{code}/conversions")
-	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("reused manifest state: err = %v, want invalid", err)
 	}
 	if e.gh.count("POST /api/v3/app-manifests/{code}/conversions") != conversions {
 		t.Error("a reused state reached GitHub")
 	}
+	// The install state is bound to the browser that created the App.
 	u, _ := url.Parse(installURL)
 	installState := u.Query().Get("state")
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); err != nil {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("reused install state: err = %v, want invalid", err)
 	}
 	// An expired state is refused.
@@ -499,8 +564,9 @@ func TestGitHubStatesWorkOnceForTheirStepAndUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.begin(t, start.State)
 	e.svc.SetClock(func() time.Time { return time.Now().Add(61 * time.Minute) })
-	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+	if _, _, err := e.svc.GitHubManifestCallback(e.ctx, e.browser, start.State, ghCode); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("expired state: err = %v, want invalid", err)
 	}
 }
@@ -511,7 +577,7 @@ func TestGitHubManifestCallbackRefusedCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = e.svc.GitHubManifestCallback(e.ctx, e.admin.UserID, start.State, "expired-code")
+	_, _, err = e.svc.GitHubManifestCallback(e.ctx, e.browser, e.begin(t, start.State), "expired-code")
 	if slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Fatalf("refused code: err = %v, want invalid", err)
 	}
@@ -557,7 +623,7 @@ func ghInstallationPayload(action string, id int, account string) []byte {
 func TestGitHubInstallationWebhooksFlipStatus(t *testing.T) {
 	e := newGHEnv(t)
 	integ, installState := e.createApp(t)
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); err != nil {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); err != nil {
 		t.Fatal(err)
 	}
 	status := func() slipway.Integration {
@@ -595,7 +661,7 @@ func TestGitHubInstallationWebhooksFlipStatus(t *testing.T) {
 func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T) {
 	e := newGHEnv(t)
 	appInteg, installState := e.createApp(t)
-	if _, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, installState, strconv.Itoa(ghInstallAcme)); err != nil {
+	if _, err := e.setup(installState, strconv.Itoa(ghInstallAcme)); err != nil {
 		t.Fatal(err)
 	}
 	link, err := e.svc.GitHubInstallLink(e.ctx, e.admin, appInteg.ID)
@@ -603,7 +669,7 @@ func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T)
 		t.Fatal(err)
 	}
 	lu, _ := url.Parse(link)
-	beta, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, lu.Query().Get("state"), strconv.Itoa(ghInstallBeta))
+	beta, err := e.setup(e.begin(t, lu.Query().Get("state")), strconv.Itoa(ghInstallBeta))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +688,7 @@ func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T)
 	// Setting the same installation up again updates, never duplicates.
 	link, _ = e.svc.GitHubInstallLink(e.ctx, e.admin, appInteg.ID)
 	lu, _ = url.Parse(link)
-	again, err := e.svc.GitHubSetup(e.ctx, e.admin.UserID, lu.Query().Get("state"), strconv.Itoa(ghInstallBeta))
+	again, err := e.setup(e.begin(t, lu.Query().Get("state")), strconv.Itoa(ghInstallBeta))
 	if err != nil || again.ID != beta.ID {
 		t.Fatalf("repeated setup = %+v, %v; want integration %s", again, err, beta.ID)
 	}

@@ -168,6 +168,14 @@ func (s *Service) Connect(ctx context.Context, a Actor, in ConnectInput) (slipwa
 	if integ.Label == "" {
 		integ.Label = string(in.Provider)
 	}
+	if in.Provider == slipway.ProviderGitHub && integ.ExternalID == "" {
+		// Not installed yet, so there is no installation to check: the App
+		// itself is proven (a JWT signed with its key) before its webhook
+		// secret may sign anything this organisation receives.
+		if err := s.verifyGitHubApp(ctx, &integ, sec); err != nil {
+			return slipway.Integration{}, err
+		}
+	}
 	if integ.Status == slipway.IntegrationConnected {
 		conn := &forge.Conn{Integration: integ, Secret: sec}
 		if err := s.checkNew(ctx, p, conn, &integ); err != nil {
@@ -194,6 +202,23 @@ func (s *Service) Connect(ctx context.Context, a Actor, in ConnectInput) (slipwa
 		}
 	}
 	return integ, nil
+}
+
+// verifyGitHubApp authenticates as the App of sec on integ's GitHub host
+// and records the App's slug.
+func (s *Service) verifyGitHubApp(ctx context.Context, integ *slipway.Integration, sec forge.Secret) error {
+	flow, err := s.gitHubFlow()
+	if err != nil {
+		return err
+	}
+	slug, err := flow.VerifyApp(ctx, gitHubAPIAddress(*integ), sec)
+	if err != nil {
+		return err
+	}
+	if slug != "" {
+		integ.Settings[settingAppSlug] = slug
+	}
+	return nil
 }
 
 // checkNew runs the provider's check for a connection being created and

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -24,10 +23,12 @@ type OAuthStartInput struct {
 	ClientSecret string           `json:"client_secret"`
 }
 
-// OAuthStartResult says where to send the user's browser.
+// OAuthStartResult says where to send the user's browser: OpenURL is a
+// Slipway link that needs the starting user's sign-in, binds the flow to
+// that browser and then redirects to the provider's consent screen.
 type OAuthStartResult struct {
-	Integration  slipway.Integration `json:"integration"`
-	AuthorizeURL string              `json:"authorize_url"`
+	Integration slipway.Integration `json:"integration"`
+	OpenURL     string              `json:"open_url"`
 }
 
 // OAuthCallbackPath is where providers redirect after consent; the
@@ -56,8 +57,8 @@ func (s *Service) oauthConfig(integ slipway.Integration, sec forge.Secret) (*oau
 }
 
 // OAuthStart creates a pending integration holding the OAuth client
-// credentials and returns the provider's consent URL, with a one-time
-// state bound to the organisation and user, and a PKCE challenge.
+// credentials and a one-time state (with a PKCE verifier) bound to the
+// organisation and user, and returns the flow's Slipway link.
 func (s *Service) OAuthStart(ctx context.Context, a Actor, in OAuthStartInput) (OAuthStartResult, error) {
 	if err := a.can(slipway.ResIntegrations, slipway.ActCreate); err != nil {
 		return OAuthStartResult{}, err
@@ -83,8 +84,7 @@ func (s *Service) OAuthStart(ctx context.Context, a Actor, in OAuthStartInput) (
 		}
 	}
 	sec := forge.Secret{ClientID: in.ClientID, ClientSecret: in.ClientSecret}
-	cfg, err := s.oauthConfig(integ, sec)
-	if err != nil {
+	if _, err := s.oauthConfig(integ, sec); err != nil {
 		return OAuthStartResult{}, err
 	}
 	sealed, err := s.sealSecret(integ.ID, sec)
@@ -98,42 +98,39 @@ func (s *Service) OAuthStart(ctx context.Context, a Actor, in OAuthStartInput) (
 			return err
 		}
 		return tx.CreateOAuthState(ctx, store.OAuthState{State: state, OrgID: a.OrgID, UserID: a.UserID, IntegrationID: integ.ID,
-			Purpose: "connect", Verifier: verifier, ExpiresAt: now.Add(15 * time.Minute)})
+			Purpose: statePurposeConnect, Verifier: verifier, ExpiresAt: now.Add(15 * time.Minute)})
 	})
 	if err != nil {
 		return OAuthStartResult{}, err
 	}
-	return OAuthStartResult{Integration: integ, AuthorizeURL: cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))}, nil
+	return OAuthStartResult{Integration: integ, OpenURL: s.FlowBeginURL(state)}, nil
 }
 
-// OAuthCallback completes the flow: the state is consumed (it works once
-// and only for the user who started it when userID is non-empty), the code
-// is exchanged with the PKCE verifier, the connection checked, and the
-// integration becomes connected.
-func (s *Service) OAuthCallback(ctx context.Context, userID, state, code string) (slipway.Integration, error) {
-	st, err := s.store.ConsumeOAuthState(ctx, state, s.now().UTC())
+// OAuthCallback handles the provider's redirect after consent: the state
+// is claimed for the browser b (its user and nonce checked before anything
+// is spent or exchanged), the code exchanged with the PKCE verifier and
+// the connection checked. Nothing is saved yet: the result waits for the
+// user's confirmation (ConfirmFlow).
+func (s *Service) OAuthCallback(ctx context.Context, b Browser, state, code string) (FlowConfirmation, error) {
+	st, err := s.claimFlow(ctx, b, state, statePurposeConnect)
 	if err != nil {
-		return slipway.Integration{}, slipway.Errorf(slipway.ECodeInvalid, "this authorization link was already used or has expired").
-			WithFix("start connecting again from Integrations")
-	}
-	if userID != "" && st.UserID != userID {
-		return slipway.Integration{}, slipway.Errorf(slipway.ECodeForbidden, "this authorization was started by another user")
+		return FlowConfirmation{}, err
 	}
 	integ, err := s.store.GetIntegration(ctx, st.OrgID, st.IntegrationID)
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	sec, err := s.openSecret(ctx, st.OrgID, integ.ID)
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	cfg, err := s.oauthConfig(integ, sec)
 	if err != nil {
-		return slipway.Integration{}, err
+		return FlowConfirmation{}, err
 	}
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
-		return slipway.Integration{}, slipway.Errorf(slipway.ECodeCredentialsInvalid, "the provider refused the authorization code: %v", err).
+		return FlowConfirmation{}, slipway.Errorf(slipway.ECodeCredentialsInvalid, "the provider refused the authorization code: %v", err).
 			WithFix("start connecting again; check the OAuth application's client secret and redirect URI " + s.OAuthRedirectURL())
 	}
 	sec.Token, sec.RefreshToken, sec.Expiry = tok.AccessToken, tok.RefreshToken, tok.Expiry
@@ -143,29 +140,5 @@ func (s *Service) OAuthCallback(ctx context.Context, userID, state, code string)
 		p := problemFor(integ, err)
 		integ.StatusReason, integ.StatusFix = p.Message, p.Fix
 	}
-	sealed, err := s.sealSecret(integ.ID, sec)
-	if err != nil {
-		return slipway.Integration{}, err
-	}
-	integ.UpdatedAt = s.now().UTC()
-	a := Actor{UserID: st.UserID, OrgID: st.OrgID}
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.UpdateIntegrationSecret(ctx, st.OrgID, integ.ID, sealed); err != nil {
-			return err
-		}
-		if err := tx.UpdateIntegration(ctx, &integ); err != nil {
-			return err
-		}
-		s.audit(ctx, tx, a, "integration.connect", "integration", integ.ID, map[string]string{"provider": string(integ.Provider), "method": "oauth"})
-		return nil
-	})
-	if err != nil {
-		return slipway.Integration{}, fmt.Errorf("save OAuth tokens: %w", err)
-	}
-	if integ.Status == slipway.IntegrationConnected {
-		if _, err := s.SyncRepos(ctx, System(st.OrgID, st.UserID), integ.ID); err != nil {
-			s.log.Warn("first repository sync failed", "integration", integ.ID, "err", err)
-		}
-	}
-	return integ, nil
+	return s.holdForConfirmation(ctx, st, pendingConnection{Kind: pendingOAuth, Integration: integ, Secret: sec})
 }

@@ -55,16 +55,6 @@ func (q *queries) GetIntegrationAnyOrg(ctx context.Context, id string) (slipway.
 	return q.getIntegration(ctx, id, `id = ?`, id)
 }
 
-// FindIntegrationByExternalID returns the integration of a provider with
-// that external id (a GitHub installation id, …). Not org-scoped: app-level
-// webhooks identify the installation, not the organisation.
-func (q *queries) FindIntegrationByExternalID(ctx context.Context, provider slipway.Provider, externalID string) (slipway.Integration, error) {
-	if externalID == "" {
-		return slipway.Integration{}, notFound("integration", "")
-	}
-	return q.getIntegration(ctx, externalID, `provider = ? AND external_id = ? ORDER BY created_at LIMIT 1`, provider, externalID)
-}
-
 func (q *queries) getIntegration(ctx context.Context, key, where string, args ...any) (slipway.Integration, error) {
 	i, err := scanIntegration(q.queryRow(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE `+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -365,8 +355,10 @@ func (q *queries) DeleteRepoHook(ctx context.Context, orgID, id string) error {
 	return wrapErr("delete repository hook", q.execOne(ctx, "repository hook", id, `DELETE FROM repo_hooks WHERE org_id = ? AND id = ?`, orgID, id))
 }
 
-// OAuthState is the one-time state of an OAuth authorisation in flight,
-// with the PKCE verifier and where to send the user afterwards.
+// OAuthState is the one-time state of a consent flow in flight (OAuth,
+// GitHub App creation or installation), with the PKCE verifier, the user
+// who started it and, once that user opened it in a browser, the hash of
+// that browser's nonce cookie.
 type OAuthState struct {
 	State         string
 	OrgID         string
@@ -375,32 +367,61 @@ type OAuthState struct {
 	Purpose       string
 	Verifier      string
 	RedirectTo    string
+	NonceHash     string // hash of the nonce cookie of the browser the flow is bound to; "" until bound
+	Pending       []byte // sealed result of a callback, waiting for the user's confirmation
 	ExpiresAt     time.Time
+}
+
+const oauthStateColumns = `state, org_id, user_id, integration_id, purpose, verifier, redirect_to, nonce_hash, pending_ciphertext, expires_at`
+
+func scanOAuthState(sc rowScanner) (OAuthState, error) {
+	var s OAuthState
+	err := sc.Scan(&s.State, &s.OrgID, &s.UserID, &s.IntegrationID, &s.Purpose, &s.Verifier, &s.RedirectTo, &s.NonceHash, &s.Pending,
+		timeCol{&s.ExpiresAt})
+	return s, err
 }
 
 // CreateOAuthState stores a state.
 func (q *queries) CreateOAuthState(ctx context.Context, s OAuthState) error {
-	_, err := q.exec(ctx, `INSERT INTO oauth_states (state, org_id, user_id, integration_id, purpose, verifier, redirect_to, expires_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.State, s.OrgID, s.UserID, s.IntegrationID, s.Purpose, s.Verifier, s.RedirectTo, q.tv(s.ExpiresAt))
+	_, err := q.exec(ctx, `INSERT INTO oauth_states (`+oauthStateColumns+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.State, s.OrgID, s.UserID, s.IntegrationID, s.Purpose, s.Verifier, s.RedirectTo, s.NonceHash,
+		s.Pending, q.tv(s.ExpiresAt))
 	return conflictOr(err, "create oauth state", "oauth state already exists")
 }
 
+// BindOAuthState binds a live state to a browser: it records the hash of
+// the browser's nonce cookie, only for the user who started the flow.
+func (q *queries) BindOAuthState(ctx context.Context, state, userID, nonceHash string, now time.Time) error {
+	if nonceHash == "" {
+		return notFound("oauth state", "")
+	}
+	return wrapErr("bind oauth state", q.execOne(ctx, "oauth state", "", `UPDATE oauth_states SET nonce_hash = ?
+WHERE state = ? AND user_id = ? AND expires_at > ?`, nonceHash, state, userID, q.tv(now)))
+}
+
+// OAuthStateClaim is who claims a state: it is spent only when its user
+// and the nonce hash of the browser it was bound to both match.
+type OAuthStateClaim struct {
+	State     string
+	UserID    string
+	NonceHash string
+}
+
 // ConsumeOAuthState deletes and returns a state in one statement, so a
-// state works once however many callbacks race. An expired state is
-// deleted and reported not found.
-func (q *queries) ConsumeOAuthState(ctx context.Context, state string, now time.Time) (OAuthState, error) {
-	var s OAuthState
-	err := q.queryRow(ctx, `DELETE FROM oauth_states WHERE state = ?
-RETURNING state, org_id, user_id, integration_id, purpose, verifier, redirect_to, expires_at`, state).
-		Scan(&s.State, &s.OrgID, &s.UserID, &s.IntegrationID, &s.Purpose, &s.Verifier, &s.RedirectTo, timeCol{&s.ExpiresAt})
+// state works once however many callbacks race, and only for the claim's
+// user in the browser it was bound to: a claim that does not match leaves
+// the state as it was. An expired state is reported not found.
+func (q *queries) ConsumeOAuthState(ctx context.Context, c OAuthStateClaim, now time.Time) (OAuthState, error) {
+	if c.UserID == "" || c.NonceHash == "" {
+		return OAuthState{}, notFound("oauth state", "")
+	}
+	s, err := scanOAuthState(q.queryRow(ctx, `DELETE FROM oauth_states WHERE state = ? AND user_id = ? AND nonce_hash = ? AND expires_at > ?
+RETURNING `+oauthStateColumns, c.State, c.UserID, c.NonceHash, q.tv(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return OAuthState{}, notFound("oauth state", "")
 	}
 	if err != nil {
 		return OAuthState{}, fmt.Errorf("consume oauth state: %w", err)
-	}
-	if !s.ExpiresAt.After(now) {
-		return OAuthState{}, notFound("oauth state", "")
 	}
 	return s, nil
 }

@@ -8,14 +8,11 @@ import (
 	"time"
 )
 
-// PeekOAuthState returns a live state without spending it: a page that
-// only shows a form (the GitHub App manifest form) must not use up the
-// state its callback needs.
+// PeekOAuthState returns a live state without spending it: a callback
+// checks who claims it before anything is spent, and a page that only
+// binds the flow to a browser must not use up the state.
 func (q *queries) PeekOAuthState(ctx context.Context, state string, now time.Time) (OAuthState, error) {
-	var s OAuthState
-	err := q.queryRow(ctx, `SELECT state, org_id, user_id, integration_id, purpose, verifier, redirect_to, expires_at
-FROM oauth_states WHERE state = ?`, state).
-		Scan(&s.State, &s.OrgID, &s.UserID, &s.IntegrationID, &s.Purpose, &s.Verifier, &s.RedirectTo, timeCol{&s.ExpiresAt})
+	s, err := scanOAuthState(q.queryRow(ctx, `SELECT `+oauthStateColumns+` FROM oauth_states WHERE state = ?`, state))
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !s.ExpiresAt.After(now) {
 		return OAuthState{}, notFound("oauth state", "")
 	}

@@ -317,11 +317,6 @@ func TestRoundTrip(t *testing.T) {
 			!in2.CheckedAt.Equal(checked.UTC().Truncate(time.Microsecond)) {
 			t.Errorf("integration after update = %+v", in2)
 		}
-		byExt, err := s.FindIntegrationByExternalID(ctx, slipway.ProviderGitea, "ext-acme")
-		must(t, err)
-		if byExt.ID != f.integ.ID {
-			t.Errorf("FindIntegrationByExternalID = %s", byExt.ID)
-		}
 		must(t, s.IncrementBadSignatures(ctx, f.integ.ID))
 		must(t, s.IncrementBadSignatures(ctx, f.integ.ID))
 		if n, err := s.BadSignatures(ctx, f.org.ID, f.integ.ID); err != nil || n != 2 {
@@ -1023,13 +1018,37 @@ func TestDeliveries(t *testing.T) {
 	})
 }
 
-func TestOAuthStateWorksOnce(t *testing.T) {
+func TestOAuthStateWorksOnceForItsUserInItsBrowser(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		now := time.Now()
 		st := store.OAuthState{State: "st-1", OrgID: "org_x", UserID: "usr_x", Purpose: "connect", Verifier: "v", RedirectTo: "/integrations",
 			ExpiresAt: now.Add(10 * time.Minute)}
 		must(t, s.CreateOAuthState(ctx, st))
+		right := store.OAuthStateClaim{State: "st-1", UserID: "usr_x", NonceHash: "nonce-hash-x"}
+
+		// Not bound to a browser yet: nobody can spend it.
+		_, err := s.ConsumeOAuthState(ctx, right, now)
+		wantCode(t, err, slipway.ECodeNotFound, "unbound state")
+		// Only the starting user binds it.
+		wantCode(t, s.BindOAuthState(ctx, "st-1", "usr_other", "nonce-hash-o", now), slipway.ECodeNotFound, "another user binds")
+		must(t, s.BindOAuthState(ctx, "st-1", "usr_x", "nonce-hash-x", now))
+
+		// Claims by another user, by another browser, or with no nonce
+		// leave the state usable.
+		for _, c := range []store.OAuthStateClaim{
+			{State: "st-1", UserID: "usr_other", NonceHash: "nonce-hash-x"},
+			{State: "st-1", UserID: "usr_x", NonceHash: "nonce-hash-o"},
+			{State: "st-1", UserID: "usr_x"},
+			{State: "st-1", NonceHash: "nonce-hash-x"},
+		} {
+			_, err := s.ConsumeOAuthState(ctx, c, now)
+			wantCode(t, err, slipway.ECodeNotFound, fmt.Sprintf("claim %+v", c))
+		}
+		if peek, err := s.PeekOAuthState(ctx, "st-1", now); err != nil || peek.NonceHash != "nonce-hash-x" {
+			t.Fatalf("after refused claims: %+v, %v; want the state still there, bound", peek, err)
+		}
+
 		var (
 			wg   sync.WaitGroup
 			mu   sync.Mutex
@@ -1037,12 +1056,12 @@ func TestOAuthStateWorksOnce(t *testing.T) {
 		)
 		for range 5 {
 			wg.Go(func() {
-				got, err := s.ConsumeOAuthState(ctx, "st-1", now)
+				got, err := s.ConsumeOAuthState(ctx, right, now)
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {
 					wins++
-					if got.Verifier != "v" || got.RedirectTo != "/integrations" || got.UserID != "usr_x" {
+					if got.Verifier != "v" || got.RedirectTo != "/integrations" || got.UserID != "usr_x" || got.NonceHash != "nonce-hash-x" {
 						t.Errorf("consumed state = %+v", got)
 					}
 				} else if slipway.ErrorCodeOf(err) != slipway.ECodeNotFound {
@@ -1054,9 +1073,19 @@ func TestOAuthStateWorksOnce(t *testing.T) {
 		if wins != 1 {
 			t.Errorf("state consumed %d times, want once", wins)
 		}
-		must(t, s.CreateOAuthState(ctx, store.OAuthState{State: "st-old", ExpiresAt: now.Add(-time.Minute)}))
-		_, err := s.ConsumeOAuthState(ctx, "st-old", now)
+
+		// A pending result travels with the state.
+		must(t, s.CreateOAuthState(ctx, store.OAuthState{State: "st-2", UserID: "usr_x", NonceHash: "h", Pending: []byte{0, 1, 2},
+			ExpiresAt: now.Add(time.Minute)}))
+		got, err := s.ConsumeOAuthState(ctx, store.OAuthStateClaim{State: "st-2", UserID: "usr_x", NonceHash: "h"}, now)
+		if err != nil || string(got.Pending) != "\x00\x01\x02" {
+			t.Errorf("pending result = %v, %v", got.Pending, err)
+		}
+
+		must(t, s.CreateOAuthState(ctx, store.OAuthState{State: "st-old", UserID: "usr_x", NonceHash: "h", ExpiresAt: now.Add(-time.Minute)}))
+		_, err = s.ConsumeOAuthState(ctx, store.OAuthStateClaim{State: "st-old", UserID: "usr_x", NonceHash: "h"}, now)
 		wantCode(t, err, slipway.ECodeNotFound, "expired state")
+		wantCode(t, s.BindOAuthState(ctx, "st-old", "usr_x", "h", now), slipway.ECodeNotFound, "bind an expired state")
 	})
 }
 

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -125,37 +124,9 @@ func (w *Web) oauthStart(rw http.ResponseWriter, r *http.Request, q *req) error 
 	if err != nil {
 		return w.integrationFormFailed(rw, r, q, in.Provider, err)
 	}
-	// The consent screen is on the provider: a plain 303 takes the browser there.
-	http.Redirect(rw, r, res.AuthorizeURL, http.StatusSeeOther)
-	return nil
-}
-
-// oauthCallback is where the provider sends the browser back after
-// consent; the state binds it to the user who started it. A signed-in
-// browser must belong to that user; a browser without a session (the CLI
-// flow) is told the connection's outcome and sent nowhere it cannot go.
-func (w *Web) oauthCallback(rw http.ResponseWriter, r *http.Request) error {
-	v := r.URL.Query()
-	if e := v.Get("error"); e != "" {
-		return slipway.Errorf(slipway.ECodeInvalid, "the provider did not grant access: %s %s", e, v.Get("error_description")).
-			WithFix("start connecting again from Integrations and approve the access on the consent screen")
-	}
-	s, err := w.loadSession(r)
-	if err != nil {
-		return err
-	}
-	userID := ""
-	if s != nil {
-		userID = s.UserID
-	}
-	integ, err := w.svc.OAuthCallback(r.Context(), userID, v.Get("state"), v.Get("code"))
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		return w.render(rw, http.StatusOK, "error", pageData{Title: fmt.Sprintf("%s is %s. You can close this window and go back to the command line.", integ.Label, integ.Status)})
-	}
-	return redirect(rw, r, orgURL(integ.OrgID, "integrations", integ.ID))
+	// The flow's link binds it to this browser, then goes on to the
+	// provider's consent screen.
+	return redirect(rw, r, res.OpenURL)
 }
 
 type integrationData struct {

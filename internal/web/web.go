@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -35,8 +36,9 @@ var staticFS embed.FS
 
 // Options configure the dashboard.
 type Options struct {
-	// SecureCookies marks cookies Secure and gives the session cookie the
-	// __Host- prefix; set it when the public URL is https.
+	// SecureCookies marks cookies Secure and gives them the __Host- prefix.
+	// It is on whenever the service's public URL is https, whatever is
+	// set here.
 	SecureCookies bool
 	// Clock replaces time.Now (tests of session expiry). Nil means time.Now.
 	Clock func() time.Time
@@ -58,6 +60,9 @@ type Web struct {
 // New builds the dashboard; templates are parsed once here, so a broken
 // template fails at start rather than on a user's request.
 func New(svc *service.Service, logger *slog.Logger, opts Options) *Web {
+	if u, err := url.Parse(svc.Config().PublicURL); err == nil && strings.EqualFold(u.Scheme, "https") {
+		opts.SecureCookies = true
+	}
 	w := &Web{svc: svc, log: logger, opts: opts, now: opts.Clock, xorigin: http.NewCrossOriginProtection()}
 	if w.now == nil {
 		w.now = time.Now
@@ -94,11 +99,9 @@ func (w *Web) Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", w.public(w.home))
 	mux.Handle("GET /login", w.public(w.loginPage))
 	mux.Handle("POST /login", w.public(w.login))
-	// The OAuth callback works without a session too: `slipway integration
-	// connect --oauth` prints a URL the user may open in a browser that is
-	// not signed in. The one-time state binds it to the organisation and
-	// user who started the flow.
-	mux.Handle("GET "+service.OAuthCallbackPath, w.public(w.oauthCallback))
+	// Consent flows: signed in as the user who started them, in the
+	// browser that began them.
+	w.registerConsent(mux)
 
 	// Signed in, no organisation in the URL.
 	mux.Handle("POST /logout", w.signedIn(w.logout))

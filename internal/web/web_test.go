@@ -55,6 +55,12 @@ type env struct {
 
 func newEnv(t *testing.T, opts web.Options) *env {
 	t.Helper()
+	return newEnvAt(t, "http://slipway.test", nil, opts)
+}
+
+// newEnvAt is newEnv with the service's public URL and providers.
+func newEnvAt(t *testing.T, publicURL string, forges map[slipway.Provider]forge.Provider, opts web.Options) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
@@ -67,7 +73,10 @@ func newEnv(t *testing.T, opts web.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(st, keys, map[slipway.Provider]forge.Provider{}, noJobs{}, service.Config{PublicURL: "https://slipway.test", BaseDomain: "apps.test"}, logger)
+	if forges == nil {
+		forges = map[slipway.Provider]forge.Provider{}
+	}
+	svc := service.New(st, keys, forges, noJobs{}, service.Config{PublicURL: publicURL, BaseDomain: "apps.test"}, logger)
 	boot, err := svc.Bootstrap(ctx, "admin@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +87,7 @@ func newEnv(t *testing.T, opts web.Options) *env {
 	web.New(svc, logger, opts).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, store: st, srv: srv, clock: c, boot: boot, secure: opts.SecureCookies}
+	return &env{t: t, svc: svc, store: st, srv: srv, clock: c, boot: boot, secure: strings.HasPrefix(publicURL, "https:")}
 }
 
 // browser is a client with a cookie jar that does not follow redirects,
@@ -155,8 +164,13 @@ func (e *env) orgPath(parts ...string) string {
 }
 
 func TestSignInSetsAHardenedSessionCookie(t *testing.T) {
+	// Secure follows the public URL alone: nothing needs setting.
 	for _, secure := range []bool{false, true} {
-		e := newEnv(t, web.Options{SecureCookies: secure})
+		public := "http://slipway.test"
+		if secure {
+			public = "https://slipway.test"
+		}
+		e := newEnvAt(t, public, nil, web.Options{})
 		b := e.browser()
 		if a := b.get(e.orgPath("apps")); a.status != http.StatusSeeOther || !strings.HasPrefix(a.location, "/login?next=") {
 			t.Fatalf("signed out: status %d location %q, want a redirect to /login", a.status, a.location)
@@ -417,7 +431,7 @@ func TestIntegrationsPageExplainsEveryProvider(t *testing.T) {
 		"GitHub", "GitLab", "Bitbucket", "Azure DevOps", "Gitea / Forgejo", "Generic Git",
 		"Settings → Applications → Generate token", "read:repository", "write:repository",
 		"read_api", "read_repository", "Code (Read &amp; status)", "Service Hooks",
-		"https://slipway.test/integrations/oauth/callback",
+		"http://slipway.test/integrations/oauth/callback",
 	} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("integrations page lacks %q", want)
@@ -436,6 +450,11 @@ func TestIntegrationsPageExplainsEveryProvider(t *testing.T) {
 func TestOAuthCallbackWithAnUnknownStateSaysWhatToDo(t *testing.T) {
 	e := newEnv(t, web.Options{})
 	b := e.adminBrowser()
+	// Signed out, the callback only sends the browser to sign in and back.
+	if a := e.browser().get(service.OAuthCallbackPath + "?state=nope&code=abc"); a.status != http.StatusSeeOther ||
+		a.location != "/login?next="+url.QueryEscape(service.OAuthCallbackPath+"?state=nope&code=abc") {
+		t.Fatalf("signed out: status %d location %q; want a redirect to sign in and back", a.status, a.location)
+	}
 	a := b.get(service.OAuthCallbackPath + "?state=nope&code=abc")
 	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "already used or has expired") || !strings.Contains(a.body, "start connecting again") {
 		t.Fatalf("status %d; want 400 with the reason and the fix", a.status)
@@ -483,7 +502,7 @@ func TestServicePageShowsTheLiveReleaseAndPicksUpNewDeployments(t *testing.T) {
 	if page.status != http.StatusOK {
 		t.Fatalf("status %d", page.status)
 	}
-	for _, want := range []string{"aaaaaaa", "First release", "by Ada", "Redeploy without cache", "Roll back", "https://web.production.shop.default.apps.test", `data-poll="` + e.orgPath("services", svc.ID, "deployments") + `"`} {
+	for _, want := range []string{"aaaaaaa", "First release", "by Ada", "Redeploy without cache", "Roll back", "http://web.production.shop.default.apps.test", `data-poll="` + e.orgPath("services", svc.ID, "deployments") + `"`} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("service page lacks %q", want)
 		}
@@ -517,7 +536,7 @@ func TestServicePageShowsTheLiveReleaseAndPicksUpNewDeployments(t *testing.T) {
 	}
 	// The deploy hook is shown once, on the rotation's answer.
 	a := b.post(e.orgPath("services", svc.ID, "deploy-hook"), url.Values{"csrf": {csrf}})
-	if a.status != http.StatusOK || !strings.Contains(a.body, "https://slipway.test/hooks/deploy/dh_") {
+	if a.status != http.StatusOK || !strings.Contains(a.body, "http://slipway.test/hooks/deploy/dh_") {
 		t.Fatalf("rotate: status %d, no hook URL", a.status)
 	}
 	if page := b.get(e.orgPath("services", svc.ID)); strings.Contains(page.body, "/hooks/deploy/dh_") {

@@ -2,9 +2,12 @@ package github
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
+	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 )
 
@@ -64,4 +67,31 @@ func (p *Provider) VerifyAppInstallation(ctx context.Context, c *forge.Conn) (id
 		return "", "", "", err
 	}
 	return strconv.FormatInt(inst.ID, 10), inst.Account, inst.RepositorySelection, nil
+}
+
+// VerifyApp authenticates as the App in sec (its id and private key) on
+// the GitHub host at baseURL with GET /app, so App credentials are proven
+// before they are saved. It returns the App's slug.
+func (p *Provider) VerifyApp(ctx context.Context, baseURL string, sec forge.Secret) (slug string, err error) {
+	appID, err := strconv.ParseInt(strings.TrimSpace(sec.AppID), 10, 64)
+	if err != nil {
+		appID = 0 // NewApp explains an invalid id
+	}
+	app, err := NewApp(appID, []byte(sec.PrivateKey), sec.WebhookSecret, baseURL)
+	if err != nil {
+		return "", err
+	}
+	client, err := app.client(p.httpClient(nil), p.now)
+	if err != nil {
+		return "", fmt.Errorf("github: verify App: %w", err)
+	}
+	got, resp, err := client.Apps.Get(ctx, "")
+	if err != nil {
+		return "", apiError("authenticate as the App", resp, err, p.now())
+	}
+	if got.GetID() != appID {
+		return "", slipway.Errorf(slipway.ECodeCredentialsInvalid, "GitHub answered for App %d, not App %d", got.GetID(), appID).
+			WithFix("check the App id and private key: they must be of the same App")
+	}
+	return got.GetSlug(), nil
 }

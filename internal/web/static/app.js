@@ -11,6 +11,9 @@
   });
 
   // The organisation switcher submits on change.
+  // GitHub App creation: the manifest must reach GitHub as a browser POST.
+  document.querySelectorAll("form[data-submit-on-load]").forEach(function (f) { f.submit(); });
+
   document.querySelectorAll("form[data-autosubmit] select").forEach(function (sel) {
     sel.addEventListener("change", function () { sel.form.submit(); });
   });

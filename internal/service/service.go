@@ -36,6 +36,9 @@ type Jobs interface {
 type Config struct {
 	PublicURL  string // e.g. https://slipway.example.com; used in webhook, OAuth and status URLs
 	BaseDomain string // services are reachable at <service>.<env>.<app>.<BaseDomain>
+	// Installation lists the installation settings `slipway serve` was
+	// started with, shown to installation administrators.
+	Installation []InstallationSetting
 }
 
 // Service is the set of use cases. Construct it with New.

@@ -51,6 +51,7 @@ type env struct {
 	clock  *clock
 	boot   service.BootstrapResult
 	secure bool
+	dir    string
 }
 
 func newEnv(t *testing.T, opts web.Options) *env {
@@ -73,12 +74,13 @@ func newEnv(t *testing.T, opts web.Options) *env {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Now()}
+	svc.SetClock(c.Now)
 	opts.Clock = c.Now
 	mux := http.NewServeMux()
 	web.New(svc, logger, opts).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, store: st, srv: srv, clock: c, boot: boot, secure: opts.SecureCookies}
+	return &env{t: t, svc: svc, store: st, srv: srv, clock: c, boot: boot, secure: opts.SecureCookies, dir: dir}
 }
 
 // browser is a client with a cookie jar that does not follow redirects,
@@ -204,6 +206,11 @@ func TestSignInRedirectsOnlyToLocalPaths(t *testing.T) {
 		e.orgPath("integrations"): e.orgPath("integrations"),
 		"//evil.example/":         e.orgPath("apps"),
 		"https://evil.example/":   e.orgPath("apps"),
+		"/%09/evil.example":       e.orgPath("apps"),
+		"/\t/evil.example":        e.orgPath("apps"),
+		"/\\evil.example":         e.orgPath("apps"),
+		"/%2F%2Fevil.example":     e.orgPath("apps"),
+		"/%5Cevil.example":        e.orgPath("apps"),
 	} {
 		a := b.post("/login", url.Values{"email": {e.boot.Email}, "password": {e.boot.Password}, "next": {next}})
 		if a.location != want {

@@ -63,8 +63,8 @@ func oneLine(err error) string {
 
 // app carries the state shared by commands.
 type app struct {
-	env    Env
-	output string
+	env     Env
+	output  string
 	server  string
 	token   string
 	profile string

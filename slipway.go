@@ -38,6 +38,7 @@ const (
 	PrefixDelivery     = "dlv"
 	PrefixHook         = "hook"
 	PrefixAudit        = "aud"
+	PrefixInvitation   = "inv"
 )
 
 // Organisation is the tenant. Nothing crosses its boundary.
@@ -65,6 +66,19 @@ type Membership struct {
 	UserID    string    `json:"user_id"`
 	RoleID    string    `json:"role_id"`
 	User      *User     `json:"user,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Invitation asks an existing user to join an organisation with a role.
+// Nothing is attached until that user accepts it.
+type Invitation struct {
+	ID        string    `json:"id"`
+	OrgID     string    `json:"org_id"`
+	OrgName   string    `json:"org_name,omitempty"`
+	UserID    string    `json:"user_id"`
+	RoleID    string    `json:"role_id"`
+	RoleName  string    `json:"role_name,omitempty"`
+	InvitedBy string    `json:"invited_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

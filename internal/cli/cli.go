@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -64,10 +63,11 @@ func oneLine(err error) string {
 
 // app carries the state shared by commands.
 type app struct {
-	env    Env
-	output string
-	server string
-	token  string
+	env     Env
+	output  string
+	server  string
+	token   string
+	profile string
 }
 
 func newRoot(ctx context.Context, env Env) *cobra.Command {
@@ -81,11 +81,12 @@ func newRoot(ctx context.Context, env Env) *cobra.Command {
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().StringVar(&a.server, "server", "", "server URL (default: from slipway login, or $SLIPWAY_SERVER)")
 	root.PersistentFlags().StringVar(&a.token, "token", "", "API token (default: from slipway login, or $SLIPWAY_TOKEN)")
+	root.PersistentFlags().StringVar(&a.profile, "profile", "", "login profile to use (default: $SLIPWAY_PROFILE, or the current one; see slipway profile list)")
 	if env.Serve != nil {
 		root.AddCommand(a.serveCmd())
 	}
 	root.AddCommand(a.loginCmd(), a.orgCmd(), a.integrationCmd(), a.appCmd(), a.envCmd(), a.serviceCmd(),
-		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd())
+		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd(), a.profileCmd(), a.invitationCmd())
 	root.AddCommand(a.extraCmds()...)
 	root.AddCommand(env.Extra...)
 	return root
@@ -115,94 +116,6 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.Workspaces, "workspaces", def("SLIPWAY_WORKSPACES", ""), "directory for per-service build workspaces ($SLIPWAY_WORKSPACES; default /var/lib/slipway/workspaces/… as root)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<base-domain>")
 	return c
-}
-
-// config is what `slipway login` remembers.
-type config struct {
-	Server string `json:"server"`
-	Token  string `json:"token"`
-}
-
-func (a *app) configPath() string {
-	if p := a.env.Getenv("SLIPWAY_CONFIG"); p != "" {
-		return p
-	}
-	dir := a.env.Getenv("XDG_CONFIG_HOME")
-	if dir == "" {
-		dir = filepath.Join(a.env.Getenv("HOME"), ".config")
-	}
-	return filepath.Join(dir, "slipway", "config.json")
-}
-
-func (a *app) loginCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "login --server URL --token TOKEN",
-		Short: "Remember a server and an API token for later commands",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if a.server == "" || a.token == "" {
-				return errors.New("give both --server and --token (the admin token is in DATA/admin-token)")
-			}
-			me, err := whoAmI(cmd.Context(), apiclient.New(a.server, a.token))
-			if err != nil {
-				return err
-			}
-			path := a.configPath()
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return err
-			}
-			b, _ := json.MarshalIndent(config{Server: a.server, Token: a.token}, "", "  ")
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				return fmt.Errorf("save login: %w", err)
-			}
-			return a.print(me, func(w io.Writer) {
-				fmt.Fprintf(w, "Logged in to %s as %s (organisation %s, role %s)\n", a.server, me.UserID, me.OrgID, me.Role)
-			})
-		},
-	}
-}
-
-// client returns an API client from flags, environment or saved login.
-// identity is who an API token acts as.
-type identity struct {
-	UserID string `json:"user_id"`
-	OrgID  string `json:"org_id"`
-	Role   string `json:"role"`
-}
-
-// whoAmI asks the server who c's token acts as; it is also how the CLI
-// checks that the server answers and accepts the token.
-func whoAmI(ctx context.Context, c *apiclient.Client) (identity, error) {
-	var me identity
-	err := c.Do(ctx, "GET", "/api/v1/me", nil, &me)
-	return me, err
-}
-
-func (a *app) client() (*apiclient.Client, error) {
-	server, token := a.server, a.token
-	if server == "" {
-		server = a.env.Getenv("SLIPWAY_SERVER")
-	}
-	if token == "" {
-		token = a.env.Getenv("SLIPWAY_TOKEN")
-	}
-	if server == "" || token == "" {
-		if b, err := os.ReadFile(a.configPath()); err == nil {
-			var c config
-			if json.Unmarshal(b, &c) == nil {
-				if server == "" {
-					server = c.Server
-				}
-				if token == "" {
-					token = c.Token
-				}
-			}
-		}
-	}
-	if server == "" || token == "" {
-		return nil, errors.New("not logged in: run `slipway login --server URL --token TOKEN`")
-	}
-	return apiclient.New(server, token), nil
 }
 
 // call performs an API request and prints the answer.

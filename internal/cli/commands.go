@@ -92,12 +92,19 @@ func (a *app) tokenCmd() *cobra.Command {
 func (a *app) memberCmd() *cobra.Command {
 	c := &cobra.Command{Use: "member", Short: "Members of the organisation"}
 	var name, password, role string
-	add := &cobra.Command{Use: "add EMAIL", Short: "Add a member (creating the user)", Args: cobra.ExactArgs(1),
+	add := &cobra.Command{Use: "add EMAIL", Short: "Add a member (creating the user), or invite an existing user", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out slipway.Membership
+			var out struct {
+				Membership *slipway.Membership `json:"membership"`
+				Invitation *slipway.Invitation `json:"invitation"`
+			}
 			in := map[string]string{"email": args[0], "name": name, "password": password, "role": role}
 			return a.call(cmd, "POST", "/api/v1/members", in, &out, func(w io.Writer) {
-				fmt.Fprintf(w, "Added %s with role %s\n", args[0], out.RoleID)
+				if out.Invitation != nil {
+					fmt.Fprintf(w, "Invited %s (an existing user) with role %s; they join when they accept (slipway invitation list)\n", args[0], out.Invitation.RoleName)
+					return
+				}
+				fmt.Fprintf(w, "Added %s with role %s\n", args[0], out.Membership.RoleID)
 			})
 		}}
 	add.Flags().StringVar(&name, "name", "", "display name")
@@ -118,6 +125,33 @@ func (a *app) memberCmd() *cobra.Command {
 				}
 			})
 		}})
+	return c
+}
+
+func (a *app) invitationCmd() *cobra.Command {
+	c := &cobra.Command{Use: "invitation", Short: "Invitations to join organisations, waiting for your answer"}
+	c.AddCommand(&cobra.Command{Use: "list", Short: "List your invitations", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out list[slipway.Invitation]
+			return a.call(cmd, "GET", "/api/v1/invitations", nil, &out, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tORGANISATION\tROLE\tINVITED")
+				for _, i := range out.Items {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", i.ID, i.OrgName, i.RoleName, ago(i.CreatedAt))
+				}
+			})
+		}})
+	for _, answer := range []struct{ verb, short, done string }{
+		{"accept", "Accept an invitation: you become a member", "Accepted"},
+		{"decline", "Decline an invitation", "Declined"},
+	} {
+		c.AddCommand(&cobra.Command{Use: answer.verb + " ID", Short: answer.short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var out slipway.Invitation
+				return a.call(cmd, "POST", "/api/v1/invitations/"+esc(args[0])+"/"+answer.verb, nil, &out, func(w io.Writer) {
+					fmt.Fprintf(w, "%s the invitation to %s\n", answer.done, out.OrgName)
+				})
+			}})
+	}
 	return c
 }
 

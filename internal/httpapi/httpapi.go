@@ -135,6 +135,9 @@ func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
 	if code == slipway.ECodeInternal {
 		log.Error("internal error", "err", err)
 	}
+	if after := p.Details["retry_after"]; code == slipway.ECodeRateLimited && after != "" {
+		w.Header().Set("Retry-After", after)
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)

@@ -120,14 +120,42 @@ func (api *API) table() []route {
 				items, total, err := s.ListMembers(r.Context(), a, p)
 				return respond(w, 200, listOf(items, total, p), err)
 			}},
-		{method: "POST", pattern: "/api/v1/members", summary: "Add a member (creating the user if needed)", tag: "members", request: service.CreateUserInput{}, response: slipway.Membership{},
+		{method: "POST", pattern: "/api/v1/members", summary: "Add a member: a new user joins at once (201); an existing user is invited and joins when they accept (202)", tag: "members", request: service.CreateUserInput{}, response: service.AddMemberResult{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
 				var in service.CreateUserInput
 				if err := decode(r, &in); err != nil {
 					return err
 				}
-				m, err := s.AddMember(r.Context(), a, in)
-				return respond(w, 201, m, err)
+				res, err := s.AddMember(r.Context(), a, in)
+				status := 201
+				if res.Invitation != nil {
+					status = 202
+				}
+				return respond(w, status, res, err)
+			}},
+		{method: "GET", pattern: "/api/v1/members/invitations", summary: "The organisation's pending invitations", tag: "members", response: List[slipway.Invitation]{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				items, err := s.ListInvitations(r.Context(), a)
+				return respond(w, 200, listOf(items, len(items), store.Page{Limit: len(items)}), err)
+			}},
+		{method: "DELETE", pattern: "/api/v1/members/invitations/{inv}", summary: "Withdraw a pending invitation", tag: "members",
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				return respondEmpty(w, s.WithdrawInvitation(r.Context(), a, r.PathValue("inv")))
+			}},
+		{method: "GET", pattern: "/api/v1/invitations", summary: "Invitations waiting for your answer, from any organisation", tag: "members", response: List[slipway.Invitation]{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				items, err := s.MyInvitations(r.Context(), a.UserID)
+				return respond(w, 200, listOf(items, len(items), store.Page{Limit: len(items)}), err)
+			}},
+		{method: "POST", pattern: "/api/v1/invitations/{inv}/accept", summary: "Accept an invitation: you become a member", tag: "members", response: slipway.Invitation{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				inv, err := s.AnswerInvitation(r.Context(), a.UserID, r.PathValue("inv"), true)
+				return respond(w, 200, inv, err)
+			}},
+		{method: "POST", pattern: "/api/v1/invitations/{inv}/decline", summary: "Decline an invitation", tag: "members", response: slipway.Invitation{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				inv, err := s.AnswerInvitation(r.Context(), a.UserID, r.PathValue("inv"), false)
+				return respond(w, 200, inv, err)
 			}},
 		{method: "PATCH", pattern: "/api/v1/members/{user}", summary: "Change a member's role", tag: "members", request: MemberRoleInput{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
@@ -187,9 +215,33 @@ func (api *API) table() []route {
 				res, err := s.CreateToken(r.Context(), a, in.Name, time.Duration(in.TTLSeconds)*time.Second)
 				return respond(w, 201, res, err)
 			}},
-		{method: "DELETE", pattern: "/api/v1/tokens/{token}", summary: "Revoke an API token", tag: "tokens",
+		{method: "POST", pattern: "/api/v1/orgs/{org}/tokens", summary: "Create an API token for yourself in another of your organisations (by id or name; the secret is shown once)", tag: "tokens", request: TokenInput{}, response: service.CreateTokenResult{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				var in TokenInput
+				if err := decode(r, &in); err != nil {
+					return err
+				}
+				res, err := s.CreateTokenForOrg(r.Context(), a, r.PathValue("org"), in.Name, time.Duration(in.TTLSeconds)*time.Second)
+				return respond(w, 201, res, err)
+			}},
+		{method: "DELETE", pattern: "/api/v1/tokens/{token}", summary: "Revoke an API token (your own, or any with the members delete permission)", tag: "tokens",
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
 				return respondEmpty(w, s.DeleteToken(r.Context(), a, r.PathValue("token")))
+			}},
+
+		// The installation, above organisations.
+		{method: "GET", pattern: "/api/v1/installation", summary: "Installation settings (installation administrators only)", tag: "installation", response: service.InstallationView{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				v, err := s.Installation(r.Context(), a)
+				return respond(w, 200, v, err)
+			}},
+		{method: "PUT", pattern: "/api/v1/installation/admins/{user}", summary: "Make a user an installation administrator", tag: "installation",
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				return respondEmpty(w, s.SetInstallationAdmin(r.Context(), a, r.PathValue("user"), true))
+			}},
+		{method: "DELETE", pattern: "/api/v1/installation/admins/{user}", summary: "Take the installation administrator role from a user", tag: "installation",
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				return respondEmpty(w, s.SetInstallationAdmin(r.Context(), a, r.PathValue("user"), false))
 			}},
 
 		// Applications and environments.

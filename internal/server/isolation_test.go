@@ -35,6 +35,7 @@ func TestTenantIsolation(t *testing.T) {
 		adminA := apiClient{t: t, base: srv.URL(), token: srv.Bootstrap.Token}
 		a := seedOrgA(t, adminA, bareRepo(t))
 		seedLegacyProject(t, srv, a)
+		seedInvitation(t, srv, adminA, a)
 		tokenB := setUpOrgB(t, srv, adminA)
 		b := apiClient{t: t, base: srv.URL(), token: tokenB}
 
@@ -69,6 +70,15 @@ func TestTenantIsolation(t *testing.T) {
 					walked++
 					r := b.do(method, path, bodyFor(method, pattern))
 					route := method + " " + pattern
+					if installationRoute(pattern) {
+						// Above organisations: B's Admin role does not reach
+						// them at all, whatever the id.
+						if r.status != 403 {
+							t.Errorf("%s as organisation B's Admin: status %d, want 403: %s", route, r.status, r.body)
+						}
+						assertNoLeak(t, a, route, path, r.body)
+						continue
+					}
 					if r.status != 404 {
 						t.Errorf("%s as organisation B (%s %s): status %d, want 404: %s", route, method, path, r.status, r.body)
 						continue
@@ -214,9 +224,13 @@ func seedOrgA(t *testing.T, c apiClient, repoURL string) orgA {
 	a.ids["role"] = role.ID
 	a.markers[role.ID], a.markers[role.Name] = "A's role id", "A's role name"
 
-	var m slipway.Membership
+	var added service.AddMemberResult
 	c.must(201, "POST", "/api/v1/members", service.CreateUserInput{Email: "carol-a@example.com", Name: "Carol of A",
-		Password: "carol-a-password", Role: role.Name}, &m)
+		Password: "carol-a-password", Role: role.Name}, &added)
+	if added.Membership == nil {
+		t.Fatalf("adding a new user gave no membership: %+v", added)
+	}
+	m := *added.Membership
 	a.ids["user"] = m.UserID
 	a.markers[m.UserID], a.markers["carol-a@example.com"], a.markers["Carol of A"] = "A's member id", "A's member e-mail", "A's member name"
 
@@ -262,6 +276,23 @@ func seedLegacyProject(t *testing.T, srv *server.Server, a orgA) {
 	a.markers[p.ID], a.markers[p.Name] = "A's legacy project id", "A's legacy project name"
 }
 
+// seedInvitation has A invite a user who belongs to neither organisation
+// (adding an existing user is an invitation they accept).
+func seedInvitation(t *testing.T, srv *server.Server, adminA apiClient, a orgA) {
+	t.Helper()
+	dave := slipway.User{Email: "dave-elsewhere@example.com", Name: "Dave Elsewhere"}
+	if err := srv.Store.CreateUser(context.Background(), &dave, "unused"); err != nil {
+		t.Fatalf("seed user: %v", err)
+	}
+	var invited service.AddMemberResult
+	adminA.must(202, "POST", "/api/v1/members", service.CreateUserInput{Email: dave.Email, Role: slipway.RoleAdmin}, &invited)
+	if invited.Invitation == nil {
+		t.Fatalf("inviting an existing user gave no invitation: %+v", invited)
+	}
+	a.ids["inv"] = invited.Invitation.ID
+	a.markers[invited.Invitation.ID] = "A's invitation id"
+}
+
 // setUpOrgB creates organisation B with A's administrator, gives B its own
 // administrator (who is not a member of A) and takes A's administrator out
 // of B again. It returns a token of B's administrator.
@@ -274,9 +305,12 @@ func setUpOrgB(t *testing.T, srv *server.Server, adminA apiClient) string {
 	}
 	adminA.must(200, "GET", "/api/v1/me", nil, &me)
 	founder := apiClient{t: t, base: srv.URL(), token: seedToken(t, srv, org.ID, me.UserID)}
-	var m slipway.Membership
-	founder.must(201, "POST", "/api/v1/members", service.CreateUserInput{Email: "bob-b@example.com", Password: "bob-b-password", Role: slipway.RoleAdmin}, &m)
-	tokenB := seedToken(t, srv, org.ID, m.UserID)
+	var added service.AddMemberResult
+	founder.must(201, "POST", "/api/v1/members", service.CreateUserInput{Email: "bob-b@example.com", Password: "bob-b-password", Role: slipway.RoleAdmin}, &added)
+	if added.Membership == nil {
+		t.Fatalf("adding a new user gave no membership: %+v", added)
+	}
+	tokenB := seedToken(t, srv, org.ID, added.Membership.UserID)
 	b := apiClient{t: t, base: srv.URL(), token: tokenB}
 	b.must(204, "DELETE", "/api/v1/members/"+me.UserID, nil, nil)
 	var who struct {
@@ -346,6 +380,13 @@ func checkList(t *testing.T, b apiClient, a orgA, method, pattern string) {
 		return
 	}
 	r := b.do(method, pattern, nil)
+	if installationRoute(pattern) {
+		if r.status != 403 {
+			t.Errorf("GET %s as organisation B's Admin: status %d, want 403: %s", pattern, r.status, r.body)
+		}
+		assertNoLeak(t, a, "GET "+pattern, pattern, r.body)
+		return
+	}
 	if r.status != 200 {
 		t.Errorf("GET %s as organisation B: status %d, want 200: %s", pattern, r.status, r.body)
 		return
@@ -367,6 +408,10 @@ func assertNoLeak(t *testing.T, a orgA, route, sent string, body []byte) {
 		}
 	}
 }
+
+// installationRoute reports a route for installation administrators,
+// above every organisation.
+func installationRoute(pattern string) bool { return strings.HasPrefix(pattern, "/api/v1/installation") }
 
 func containsMember(ms []slipway.Membership, userID, roleID string) bool {
 	for _, m := range ms {

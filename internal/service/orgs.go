@@ -50,8 +50,12 @@ func (s *Service) Bootstrap(ctx context.Context, adminEmail string) (BootstrapRe
 		if err != nil {
 			return err
 		}
-		tok, _, err := s.createTokenTx(ctx, tx, orgID, u.ID, "admin (first start)")
+		tok, _, err := s.createTokenTx(ctx, tx, orgID, u.ID, "admin (first start)", nil)
 		if err != nil {
+			return err
+		}
+		// The first administrator also administers the installation.
+		if err := tx.SetInstallationAdmin(ctx, u.ID, true); err != nil {
 			return err
 		}
 		res.OrgID, res.UserID, res.Token = orgID, u.ID, tok
@@ -127,18 +131,70 @@ type CreateTokenResult struct {
 // CreateToken creates an API token for the actor's own user in the actor's
 // organisation.
 func (s *Service) CreateToken(ctx context.Context, a Actor, name string, ttl time.Duration) (CreateTokenResult, error) {
+	return s.createToken(ctx, a, name, ttl)
+}
+
+// CreateTokenForOrg creates an API token for the actor's own user in
+// another organisation the user belongs to, so one sign-in reaches every
+// organisation of the user. A user who is not a member gets NotFound,
+// exactly as for an organisation that does not exist.
+func (s *Service) CreateTokenForOrg(ctx context.Context, a Actor, orgRef, name string, ttl time.Duration) (CreateTokenResult, error) {
+	if a.UserID == "" {
+		return CreateTokenResult{}, slipway.Errorf(slipway.ECodeUnauthenticated, "authentication required")
+	}
+	org, err := s.memberOrg(ctx, a.UserID, orgRef)
+	if err != nil {
+		return CreateTokenResult{}, err
+	}
+	target, err := s.actorFor(ctx, org.ID, a.UserID)
+	if err != nil {
+		return CreateTokenResult{}, slipway.NotFound("organisation", orgRef)
+	}
+	return s.createToken(ctx, target, name, ttl)
+}
+
+// memberOrg finds one of userID's organisations by id or by name.
+func (s *Service) memberOrg(ctx context.Context, userID, ref string) (slipway.Organisation, error) {
+	orgs, err := s.store.ListOrganisationsForUser(ctx, userID)
+	if err != nil {
+		return slipway.Organisation{}, err
+	}
+	var byName []slipway.Organisation
+	for _, o := range orgs {
+		if o.ID == ref {
+			return o, nil
+		}
+		if o.Name == ref {
+			byName = append(byName, o)
+		}
+	}
+	switch len(byName) {
+	case 0:
+		return slipway.Organisation{}, slipway.NotFound("organisation", ref)
+	case 1:
+		return byName[0], nil
+	}
+	return slipway.Organisation{}, slipway.Errorf(slipway.ECodeConflict, "you belong to %d organisations named %q", len(byName), ref).
+		WithFix("name the organisation by its id (slipway org list)")
+}
+
+func (s *Service) createToken(ctx context.Context, a Actor, name string, ttl time.Duration) (CreateTokenResult, error) {
 	if strings.TrimSpace(name) == "" {
 		return CreateTokenResult{}, slipway.Errorf(slipway.ECodeInvalid, "token name is required")
 	}
+	if ttl < 0 {
+		return CreateTokenResult{}, slipway.Errorf(slipway.ECodeInvalid, "a token's lifetime cannot be negative")
+	}
 	var res CreateTokenResult
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		secret, tok, err := s.createTokenTx(ctx, tx, a.OrgID, a.UserID, name)
-		if err != nil {
-			return err
-		}
+		var expires *time.Time
 		if ttl > 0 {
 			exp := s.now().Add(ttl).UTC()
-			tok.ExpiresAt = &exp
+			expires = &exp
+		}
+		secret, tok, err := s.createTokenTx(ctx, tx, a.OrgID, a.UserID, name, expires)
+		if err != nil {
+			return err
 		}
 		res = CreateTokenResult{Token: tok, Secret: secret}
 		s.audit(ctx, tx, a, "token.create", "token", tok.ID, nil)
@@ -147,9 +203,9 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, name string, ttl tim
 	return res, err
 }
 
-func (s *Service) createTokenTx(ctx context.Context, tx *store.Tx, orgID, userID, name string) (string, slipway.APIToken, error) {
+func (s *Service) createTokenTx(ctx context.Context, tx *store.Tx, orgID, userID, name string, expires *time.Time) (string, slipway.APIToken, error) {
 	secret, hash := newSecretToken(tokenPrefix)
-	tok := slipway.APIToken{ID: slipway.NewID(slipway.PrefixToken), OrgID: orgID, UserID: userID, Name: name, CreatedAt: s.now().UTC()}
+	tok := slipway.APIToken{ID: slipway.NewID(slipway.PrefixToken), OrgID: orgID, UserID: userID, Name: name, CreatedAt: s.now().UTC(), ExpiresAt: expires}
 	if err := tx.CreateAPIToken(ctx, &tok, hash); err != nil {
 		return "", slipway.APIToken{}, fmt.Errorf("create token: %w", err)
 	}
@@ -161,9 +217,30 @@ func (s *Service) ListTokens(ctx context.Context, a Actor) ([]slipway.APIToken, 
 	return s.store.ListAPITokens(ctx, a.OrgID, a.UserID)
 }
 
-// DeleteToken revokes one of the actor's tokens (or any, for member admins).
+// DeleteToken revokes a token: one of the actor's own, or any token of the
+// organisation when the actor's role may remove members (revoking a token
+// is part of removing access). Another member's token is otherwise
+// refused, and a token of another organisation is not found.
 func (s *Service) DeleteToken(ctx context.Context, a Actor, id string) error {
-	return s.store.DeleteAPIToken(ctx, a.OrgID, id)
+	if a.OrgID == "" {
+		return slipway.Errorf(slipway.ECodeUnauthenticated, "authentication required")
+	}
+	return s.store.InTx(ctx, func(tx *store.Tx) error {
+		tok, err := tx.GetAPIToken(ctx, a.OrgID, id)
+		if err != nil {
+			return err
+		}
+		if tok.UserID != a.UserID {
+			if err := a.can(slipway.ResMembers, slipway.ActDelete); err != nil {
+				return slipway.Errorf(slipway.ECodeForbidden, "token %q belongs to another member; your role %q may revoke only your own tokens", id, a.RoleName)
+			}
+		}
+		if err := tx.DeleteAPIToken(ctx, a.OrgID, id); err != nil {
+			return err
+		}
+		s.audit(ctx, tx, a, "token.revoke", "token", id, map[string]string{"owner": tok.UserID})
+		return nil
+	})
 }
 
 // CreateUserInput creates a user and adds them to the actor's organisation.
@@ -174,49 +251,111 @@ type CreateUserInput struct {
 	Role     string `json:"role"` // role name or id; default Developer
 }
 
-// AddMember creates a user (or finds one by e-mail) and adds them to the
-// organisation with a role.
-func (s *Service) AddMember(ctx context.Context, a Actor, in CreateUserInput) (slipway.Membership, error) {
+// AddMemberResult is what adding a member did: a new user joins at once
+// (Membership); an existing user is invited (Invitation) and joins only
+// when they accept.
+type AddMemberResult struct {
+	Membership *slipway.Membership `json:"membership,omitempty"`
+	Invitation *slipway.Invitation `json:"invitation,omitempty"`
+}
+
+// AddMember creates a user and adds them to the organisation with a role,
+// or, when a user with that e-mail already exists, invites them: an
+// existing account belongs to its owner, who may not want to join, so
+// nothing is attached without their consent.
+func (s *Service) AddMember(ctx context.Context, a Actor, in CreateUserInput) (AddMemberResult, error) {
 	if err := a.can(slipway.ResMembers, slipway.ActCreate); err != nil {
-		return slipway.Membership{}, err
+		return AddMemberResult{}, err
 	}
 	in.Email = strings.TrimSpace(strings.ToLower(in.Email))
 	if !strings.Contains(in.Email, "@") {
-		return slipway.Membership{}, slipway.Errorf(slipway.ECodeInvalid, "a valid e-mail address is required")
+		return AddMemberResult{}, slipway.Errorf(slipway.ECodeInvalid, "a valid e-mail address is required")
 	}
 	if in.Role == "" {
 		in.Role = slipway.RoleDeveloper
 	}
 	role, err := s.findRole(ctx, a.OrgID, in.Role)
 	if err != nil {
-		return slipway.Membership{}, err
+		return AddMemberResult{}, err
 	}
-	var m slipway.Membership
+	var res AddMemberResult
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		u, _, err := tx.GetUserByEmail(ctx, in.Email)
-		if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
-			if len(in.Password) < 10 {
-				return slipway.Errorf(slipway.ECodeInvalid, "password must be at least 10 characters")
-			}
-			hash, herr := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.DefaultCost)
-			if herr != nil {
-				return herr
-			}
-			u = slipway.User{ID: slipway.NewID(slipway.PrefixUser), Email: in.Email, Name: in.Name, CreatedAt: s.now().UTC()}
-			if err := tx.CreateUser(ctx, &u, string(hash)); err != nil {
+		if err == nil {
+			inv := slipway.Invitation{OrgID: a.OrgID, UserID: u.ID, RoleID: role.ID, RoleName: role.Name, InvitedBy: a.UserID, CreatedAt: s.now().UTC()}
+			if err := tx.CreateInvitation(ctx, &inv); err != nil {
 				return err
 			}
-		} else if err != nil {
+			res.Invitation = &inv
+			s.audit(ctx, tx, a, "member.invite", "user", u.ID, map[string]string{"role": role.Name})
+			return nil
+		}
+		if slipway.ErrorCodeOf(err) != slipway.ECodeNotFound {
 			return err
 		}
-		m = slipway.Membership{OrgID: a.OrgID, UserID: u.ID, RoleID: role.ID, User: &u, CreatedAt: s.now().UTC()}
+		if len(in.Password) < 10 {
+			return slipway.Errorf(slipway.ECodeInvalid, "password must be at least 10 characters")
+		}
+		hash, herr := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.DefaultCost)
+		if herr != nil {
+			return herr
+		}
+		u = slipway.User{ID: slipway.NewID(slipway.PrefixUser), Email: in.Email, Name: in.Name, CreatedAt: s.now().UTC()}
+		if err := tx.CreateUser(ctx, &u, string(hash)); err != nil {
+			return err
+		}
+		m := slipway.Membership{OrgID: a.OrgID, UserID: u.ID, RoleID: role.ID, User: &u, CreatedAt: s.now().UTC()}
 		if err := tx.AddMember(ctx, &m); err != nil {
 			return err
 		}
+		res.Membership = &m
 		s.audit(ctx, tx, a, "member.add", "user", u.ID, map[string]string{"role": role.Name})
 		return nil
 	})
-	return m, err
+	return res, err
+}
+
+// MyInvitations lists the invitations waiting for the user's answer, from
+// any organisation.
+func (s *Service) MyInvitations(ctx context.Context, userID string) ([]slipway.Invitation, error) {
+	if userID == "" {
+		return nil, slipway.Errorf(slipway.ECodeUnauthenticated, "authentication required")
+	}
+	return s.store.ListInvitationsForUser(ctx, userID)
+}
+
+// AnswerInvitation accepts or declines one of the user's own invitations.
+// Another user's invitation is not found.
+func (s *Service) AnswerInvitation(ctx context.Context, userID, id string, accept bool) (slipway.Invitation, error) {
+	if userID == "" {
+		return slipway.Invitation{}, slipway.Errorf(slipway.ECodeUnauthenticated, "authentication required")
+	}
+	inv, err := s.store.AnswerInvitation(ctx, userID, id, accept)
+	if err != nil {
+		return inv, err
+	}
+	action := "member.decline"
+	if accept {
+		action = "member.accept"
+	}
+	s.audit(ctx, s.store, Actor{UserID: userID, OrgID: inv.OrgID}, action, "invitation", id, nil)
+	return inv, nil
+}
+
+// ListInvitations lists the organisation's pending invitations.
+func (s *Service) ListInvitations(ctx context.Context, a Actor) ([]slipway.Invitation, error) {
+	if err := a.can(slipway.ResMembers, slipway.ActRead); err != nil {
+		return nil, err
+	}
+	return s.store.ListInvitations(ctx, a.OrgID)
+}
+
+// WithdrawInvitation deletes a pending invitation of the organisation.
+func (s *Service) WithdrawInvitation(ctx context.Context, a Actor, id string) error {
+	if err := a.can(slipway.ResMembers, slipway.ActDelete); err != nil {
+		return err
+	}
+	return s.store.DeleteInvitation(ctx, a.OrgID, id)
 }
 
 // ListMembers lists the organisation's members.
@@ -334,19 +473,4 @@ func (s *Service) DeleteRole(ctx context.Context, a Actor, id string) error {
 		return err
 	}
 	return s.store.DeleteRole(ctx, a.OrgID, id)
-}
-
-// Login checks an e-mail and password and returns the user.
-func (s *Service) Login(ctx context.Context, email, password string) (slipway.User, error) {
-	u, hash, err := s.store.GetUserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
-	if err != nil {
-		// Spend the same time as a real check so response time does not
-		// reveal whether the address exists.
-		_ = bcrypt.CompareHashAndPassword([]byte("$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z1ZxrlNgfYuShwq2aw5PjFK6"), []byte(password))
-		return slipway.User{}, slipway.Errorf(slipway.ECodeUnauthenticated, "wrong e-mail or password")
-	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
-		return slipway.User{}, slipway.Errorf(slipway.ECodeUnauthenticated, "wrong e-mail or password")
-	}
-	return u, nil
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// ReservedHosts are the other names the control plane answers at (the
 	// listen address, localhost, 127.0.0.1, ::1): never a Service's.
 	ReservedHosts []string
+	// Installation lists the installation settings `slipway serve` was
+	// started with, shown to installation administrators.
+	Installation []InstallationSetting
 }
 
 // Service is the set of use cases. Construct it with New.

@@ -135,14 +135,10 @@ func (s *Service) ServiceEnv(ctx context.Context, svc slipway.Service) (Env, err
 		env.Values[k] = serviceReference.ReplaceAllStringFunc(val, func(m string) string {
 			parts := serviceReference.FindStringSubmatch(m)
 			if siblings == nil {
-				siblings = map[string]slipway.Service{}
-				list, _, err := s.store.ListServices(ctx, svc.OrgID, store.ServiceFilter{EnvironmentID: svc.EnvironmentID}, store.Page{Limit: 200})
-				if err != nil {
+				var err error
+				if siblings, err = s.referenceScope(ctx, svc); err != nil {
 					rerr = err
 					return m
-				}
-				for _, o := range list {
-					siblings[o.Name] = o
 				}
 			}
 			other, ok := siblings[parts[1]]
@@ -170,6 +166,31 @@ func (s *Service) ServiceEnv(ctx context.Context, svc slipway.Service) (Env, err
 		}
 	}
 	return env, nil
+}
+
+// referenceScope returns, by name, the Services a reference of svc may
+// name: those of its Environment, or for a legacy Service still in a
+// Project, those of that Project. A Service in neither sees none, never
+// the whole organisation (an empty filter field would match every row).
+func (s *Service) referenceScope(ctx context.Context, svc slipway.Service) (map[string]slipway.Service, error) {
+	var f store.ServiceFilter
+	switch {
+	case svc.EnvironmentID != "":
+		f.EnvironmentID = svc.EnvironmentID
+	case svc.ProjectID != "":
+		f.ProjectID = svc.ProjectID
+	default:
+		return map[string]slipway.Service{}, nil
+	}
+	list, _, err := s.store.ListServices(ctx, svc.OrgID, f, store.Page{Limit: store.MaxPageLimit})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]slipway.Service, len(list))
+	for _, o := range list {
+		out[o.Name] = o
+	}
+	return out, nil
 }
 
 type plainVar struct {

@@ -2,11 +2,13 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/store"
 )
 
 // TestVariables: plain values, a secret generated once from
@@ -76,5 +78,57 @@ func TestVariables(t *testing.T) {
 	}
 	if _, err := svc.ServiceEnv(ctx, web); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("a reference to a missing service: %v", err)
+	}
+}
+
+// TestLegacyReferencesStayInTheirProject: a legacy Service (in a Project,
+// with no Environment) resolves {{ svc.KEY }} among the Services of its own
+// Project only. Before, its empty Environment matched every Service of the
+// organisation, so a Service of one Project could read another's values.
+func TestLegacyReferencesStayInTheirProject(t *testing.T) {
+	ctx := context.Background()
+	f := newLegacyFixture(t, "")
+	org := f.actor.OrgID
+	set := func(serviceID, key, value string) {
+		t.Helper()
+		if err := f.st.SetVariable(ctx, org, serviceID, store.Variable{Key: key, Value: []byte(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(id string) slipway.Service {
+		t.Helper()
+		s, err := f.st.GetService(ctx, org, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// The fixture's sealed placeholder cannot be opened; this test is about
+	// plain values.
+	if err := f.st.DeleteVariable(ctx, org, "svc_shopweb", "DATABASE_URL"); err != nil {
+		t.Fatal(err)
+	}
+	set("svc_payweb", "PAYMENTS_KEY", "pay-secret")
+	set("svc_shopworker", "QUEUE_KEY", "shop-secret")
+	// The only "worker" of the organisation is in prj_shop: prj_ops' cron
+	// must not reach it.
+	set("svc_opscron", "STOLEN", "{{ worker.QUEUE_KEY }}")
+	if env, err := f.svc.ServiceEnv(ctx, get("svc_opscron")); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid || strings.Contains(fmt.Sprint(env.Values), "shop-secret") {
+		t.Fatalf("a reference from prj_ops resolved in another Project: env %v, err %v", env.Values, err)
+	}
+	// Within its Project a legacy reference still resolves, to that
+	// Project's "web" (there are three Services named web in the
+	// organisation).
+	set("svc_shopworker", "WEB_PORT", "{{ web.PORT }}")
+	env, err := f.svc.ServiceEnv(ctx, get("svc_shopworker"))
+	if err != nil {
+		t.Fatalf("reference inside the Project: %v", err)
+	}
+	if env.Values["WEB_PORT"] != "8080" {
+		t.Errorf("WEB_PORT = %q, want prj_shop web's 8080", env.Values["WEB_PORT"])
+	}
+	set("svc_shopworker", "OTHER", "{{ web.PAYMENTS_KEY }}")
+	if _, err := f.svc.ServiceEnv(ctx, get("svc_shopworker")); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+		t.Errorf("prj_shop read prj_payments' web: %v", err)
 	}
 }

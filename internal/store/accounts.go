@@ -133,6 +133,27 @@ func (q *queries) SetUserPassword(ctx context.Context, userID, hash string) erro
 		`UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID))
 }
 
+// SetInstallationAdmin grants or takes away the installation
+// administrator role, which sits above organisations.
+func (q *queries) SetInstallationAdmin(ctx context.Context, userID string, admin bool) error {
+	return wrapErr("set installation admin", q.execOne(ctx, "user", userID,
+		`UPDATE users SET installation_admin = ? WHERE id = ?`, admin, userID))
+}
+
+// IsInstallationAdmin reports whether userID holds the installation
+// administrator role. An unknown user holds nothing.
+func (q *queries) IsInstallationAdmin(ctx context.Context, userID string) (bool, error) {
+	var admin bool
+	err := q.queryRow(ctx, `SELECT installation_admin FROM users WHERE id = ?`, userID).Scan(&admin)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read installation admin: %w", err)
+	}
+	return admin, nil
+}
+
 const roleColumns = `id, org_id, name, built_in, permissions, created_at`
 
 func scanRole(sc rowScanner) (slipway.Role, error) {
@@ -367,6 +388,18 @@ func (q *queries) ListAPITokens(ctx context.Context, orgID, userID string) ([]sl
 		return nil, fmt.Errorf("list api tokens: %w", err)
 	}
 	return out, nil
+}
+
+// GetAPIToken returns one token of the organisation.
+func (q *queries) GetAPIToken(ctx context.Context, orgID, id string) (slipway.APIToken, error) {
+	t, err := scanToken(q.queryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE org_id = ? AND id = ?`, orgID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, notFound("api token", id)
+	}
+	if err != nil {
+		return t, fmt.Errorf("get api token: %w", err)
+	}
+	return t, nil
 }
 
 // DeleteAPIToken revokes a token.

@@ -19,3 +19,10 @@ func LatestSchemaVersion(dialect string) int {
 	}
 	return ms[len(ms)-1].version
 }
+
+// MigrationCount is how many migrations the dialect has. Versions are
+// given out per change, so they may have gaps until every change is merged.
+func MigrationCount(dialect string) int {
+	ms, _ := migrationsFor(dialect, 0)
+	return len(ms)
+}

@@ -107,6 +107,43 @@ func (q *queries) UpdateIntegrationSecret(ctx context.Context, orgID, id string,
 		`UPDATE integrations SET secret_ciphertext = ?, updated_at = ? WHERE org_id = ? AND id = ?`, bytesOrEmpty(ciphertext), q.tv(now()), orgID, id))
 }
 
+// ClaimIntegrationRefresh takes the right to refresh the integration's
+// OAuth token until until, when no other claim is live at now. It is a
+// compare-and-set on the row, so of replicas racing for one expiring
+// token exactly one gets true and calls the provider; the others wait for
+// its result.
+func (q *queries) ClaimIntegrationRefresh(ctx context.Context, orgID, id, claim string, now, until time.Time) (bool, error) {
+	res, err := q.exec(ctx, `UPDATE integrations SET refresh_claim = ?, refresh_claim_until = ?
+WHERE org_id = ? AND id = ? AND (refresh_claim = '' OR refresh_claim_until IS NULL OR refresh_claim_until < ?)`,
+		claim, q.tv(until), orgID, id, q.tv(now))
+	if err != nil {
+		return false, fmt.Errorf("claim integration refresh: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("claim integration refresh: %w", err)
+	}
+	return n == 1, nil
+}
+
+// FinishIntegrationRefresh stores the refreshed credential and releases the
+// claim, only while claim is still the integration's claim; a holder whose
+// claim expired and was taken over gets ECodeConflict and writes nothing.
+// A nil ciphertext releases the claim and keeps the credential.
+func (q *queries) FinishIntegrationRefresh(ctx context.Context, orgID, id, claim string, ciphertext []byte) error {
+	set, args := `refresh_claim = '', refresh_claim_until = NULL`, []any{}
+	if ciphertext != nil {
+		set += `, secret_ciphertext = ?, updated_at = ?`
+		args = append(args, ciphertext, q.tv(now()))
+	}
+	err := q.execOne(ctx, "integration refresh claim", id, `UPDATE integrations SET `+set+` WHERE org_id = ? AND id = ? AND refresh_claim = ?`,
+		append(args, orgID, id, claim)...)
+	if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
+		return slipway.Errorf(slipway.ECodeConflict, "the refresh claim on integration %q was taken over", id)
+	}
+	return wrapErr("finish integration refresh", err)
+}
+
 // DeleteIntegration deletes an integration with its repository cache,
 // hooks and deliveries. Services keep their integration id and show as
 // needing a new connection.

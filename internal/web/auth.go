@@ -23,6 +23,9 @@ func (w *Web) home(rw http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if len(orgs) == 0 {
+			if invs, err := w.svc.MyInvitations(r.Context(), s.UserID); err == nil && len(invs) > 0 {
+				return redirect(rw, r, "/invitations")
+			}
 			return slipway.Errorf(slipway.ECodeNotFound, "you are not a member of any organisation").WithFix("ask an administrator to add you to one")
 		}
 		s.OrgID = orgs[0].ID
@@ -42,14 +45,19 @@ func (w *Web) loginPage(rw http.ResponseWriter, r *http.Request) error {
 func (w *Web) login(rw http.ResponseWriter, r *http.Request) error {
 	email, password := r.PostFormValue("email"), r.PostFormValue("password")
 	next := localPath(r.PostFormValue("next"))
-	u, err := w.svc.Login(r.Context(), email, password)
+	u, err := w.svc.Login(r.Context(), email, password, w.opts.ClientAddr.Of(r))
 	if err != nil {
 		e, ok := slipway.AsError(err)
 		if !ok {
 			return err
 		}
-		e = &slipway.Error{Code: e.Code, Message: e.Message, Fix: "check the address and password; the first administrator's password is in the data directory's admin-password file"}
-		return w.render(rw, http.StatusUnauthorized, "login", pageData{Title: "Sign in", Error: e, Data: loginData{Email: email, Next: next}})
+		fix := "check the address and password; the first administrator's password is in the data directory's admin-password file"
+		if e.Code == slipway.ECodeRateLimited {
+			rw.Header().Set("Retry-After", e.Details["retry_after"])
+			fix = e.Fix
+		}
+		e = &slipway.Error{Code: e.Code, Message: e.Message, Fix: fix}
+		return w.render(rw, httpStatus(e), "login", pageData{Title: "Sign in", Error: e, Data: loginData{Email: email, Next: next}})
 	}
 	orgs, err := w.svc.ListOrganisations(r.Context(), service.Actor{UserID: u.ID})
 	if err != nil {
@@ -65,10 +73,40 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request) error {
 	if next != "" {
 		return redirect(rw, r, next)
 	}
+	if invs, err := w.svc.MyInvitations(r.Context(), u.ID); err == nil && len(invs) > 0 {
+		return redirect(rw, r, "/invitations")
+	}
 	if orgID == "" {
 		return redirect(rw, r, "/")
 	}
 	return redirect(rw, r, orgURL(orgID, "apps"))
+}
+
+type invitationsData struct {
+	Invitations []slipway.Invitation
+}
+
+func (w *Web) invitationsPage(rw http.ResponseWriter, r *http.Request, q *req) error {
+	invs, err := w.svc.MyInvitations(r.Context(), q.s.UserID)
+	if err != nil {
+		return err
+	}
+	return w.render(rw, http.StatusOK, "invitations", q.page("Invitations", "invitations", invitationsData{Invitations: invs}))
+}
+
+// answerInvitation accepts or declines one of the signed-in user's own
+// invitations (the use case finds no one else's).
+func (w *Web) answerInvitation(accept bool) orgHandler {
+	return func(rw http.ResponseWriter, r *http.Request, q *req) error {
+		inv, err := w.svc.AnswerInvitation(r.Context(), q.s.UserID, r.PathValue("inv"), accept)
+		if err != nil {
+			return err
+		}
+		if accept {
+			return redirect(rw, r, orgURL(inv.OrgID, "apps"))
+		}
+		return redirect(rw, r, "/invitations")
+	}
 }
 
 func (w *Web) logout(rw http.ResponseWriter, r *http.Request, q *req) error {

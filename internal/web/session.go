@@ -229,12 +229,45 @@ func validCSRF(r *http.Request, want string) bool {
 }
 
 // localPath returns next when it is a path on this site, "" otherwise, so
-// the sign-in redirect cannot send anyone elsewhere.
+// the sign-in redirect cannot send anyone elsewhere. Browsers drop tabs and
+// newlines from a Location, read a backslash as a slash and take "//host"
+// as another site, so those are refused outright, in the value and in
+// every percent-decoded form of it (a path that needs them encoded has no
+// business in a sign-in redirect).
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return ""
+	decoded := next
+	for range 4 {
+		if !plainLocalPath(decoded) {
+			return ""
+		}
+		u, err := url.Parse(decoded)
+		if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+			return ""
+		}
+		again, err := url.PathUnescape(decoded)
+		if err != nil {
+			return ""
+		}
+		if again == decoded {
+			return next
+		}
+		decoded = again
 	}
-	return next
+	return "" // encoded more deeply than any link of ours
+}
+
+// plainLocalPath: starts with one slash, and holds only printable ASCII
+// other than the backslash.
+func plainLocalPath(p string) bool {
+	if len(p) == 0 || p[0] != '/' || len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c > 0x7e || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func orgURL(orgID string, parts ...string) string {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/httpapi"
 	"slipway.dev/slipway/internal/service"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	SecureCookies bool
 	// Clock replaces time.Now (tests of session expiry). Nil means time.Now.
 	Clock func() time.Time
+	// ClientAddr finds a request's client address for sign-in limits
+	// (`--trusted-proxies`); the zero value uses the TCP peer.
+	ClientAddr clientaddr.Resolver
 }
 
 // Web serves the dashboard. Construct it with New.
@@ -106,6 +110,9 @@ func (w *Web) Register(mux *http.ServeMux) {
 	// Signed in, no organisation in the URL.
 	mux.Handle("POST /logout", w.signedIn(w.logout))
 	mux.Handle("POST /switch-org", w.signedIn(w.switchOrg))
+	mux.Handle("GET /invitations", w.signedIn(w.invitationsPage))
+	mux.Handle("POST /invitations/{inv}/accept", w.signedIn(w.answerInvitation(true)))
+	mux.Handle("POST /invitations/{inv}/decline", w.signedIn(w.answerInvitation(false)))
 
 	// Organisation pages.
 	org := func(method, path string, h orgHandler) {

@@ -51,6 +51,7 @@ type env struct {
 	clock  *clock
 	boot   service.BootstrapResult
 	secure bool
+	dir    string
 }
 
 func newEnv(t *testing.T, opts web.Options) *env {
@@ -82,12 +83,13 @@ func newEnvAt(t *testing.T, publicURL string, forges map[slipway.Provider]forge.
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Now()}
+	svc.SetClock(c.Now)
 	opts.Clock = c.Now
 	mux := http.NewServeMux()
 	web.New(svc, logger, opts).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, store: st, srv: srv, clock: c, boot: boot, secure: strings.HasPrefix(publicURL, "https:")}
+	return &env{t: t, svc: svc, store: st, srv: srv, clock: c, boot: boot, secure: strings.HasPrefix(publicURL, "https:"), dir: dir}
 }
 
 // browser is a client with a cookie jar that does not follow redirects,
@@ -218,6 +220,11 @@ func TestSignInRedirectsOnlyToLocalPaths(t *testing.T) {
 		e.orgPath("integrations"): e.orgPath("integrations"),
 		"//evil.example/":         e.orgPath("apps"),
 		"https://evil.example/":   e.orgPath("apps"),
+		"/%09/evil.example":       e.orgPath("apps"),
+		"/\t/evil.example":        e.orgPath("apps"),
+		"/\\evil.example":         e.orgPath("apps"),
+		"/%2F%2Fevil.example":     e.orgPath("apps"),
+		"/%5Cevil.example":        e.orgPath("apps"),
 	} {
 		a := b.post("/login", url.Values{"email": {e.boot.Email}, "password": {e.boot.Password}, "next": {next}})
 		if a.location != want {

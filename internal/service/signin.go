@@ -1,0 +1,122 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"slipway.dev/slipway"
+)
+
+// Sign-in throttling. Failed sign-ins are counted per account and per
+// client address in the database, so every replica sees the same counts.
+// Past a free allowance each further failure doubles a wait (capped), and
+// attempts during the wait are refused before any password is hashed, so
+// guessing is slow and bcrypt is no CPU lever. A wait always ends: an
+// account is never locked out for good, and failures older than
+// signInForgetAfter are forgotten.
+const (
+	accountFreeFailures = 5  // per e-mail address
+	addressFreeFailures = 20 // per client address: several people may share one
+	signInFirstWait     = 30 * time.Second
+	signInMaxWait       = 15 * time.Minute
+	signInForgetAfter   = time.Hour
+)
+
+// signInWait is how long after its last failure a key with n failures must
+// wait before its next attempt.
+func signInWait(n, free int) time.Duration {
+	if n < free {
+		return 0
+	}
+	exp := n - free
+	if exp > 10 {
+		return signInMaxWait
+	}
+	wait := time.Duration(float64(signInFirstWait) * math.Pow(2, float64(exp)))
+	return min(wait, signInMaxWait)
+}
+
+type throttleKey struct {
+	key  string
+	free int
+}
+
+func signInKeys(email, clientAddr string) []throttleKey {
+	keys := []throttleKey{{"account:" + email, accountFreeFailures}}
+	if clientAddr != "" {
+		keys = append(keys, throttleKey{"address:" + clientAddr, addressFreeFailures})
+	}
+	return keys
+}
+
+// RateLimited is the error of a refused attempt: ECodeRateLimited with the
+// seconds to wait in Details["retry_after"], which the edges send as
+// Retry-After.
+func RateLimited(wait time.Duration) *slipway.Error {
+	secs := int(math.Ceil(wait.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	e := slipway.Errorf(slipway.ECodeRateLimited, "too many failed sign-ins; try again in %d seconds", secs).
+		WithFix("wait, then sign in with the right password; the wait ends by itself")
+	e.Details = map[string]string{"retry_after": strconv.Itoa(secs)}
+	return e
+}
+
+// Login checks an e-mail and password and returns the user. clientAddr is
+// the client's address as the edge determined it (see
+// internal/clientaddr); attempts are throttled per account and per
+// address.
+func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (slipway.User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	keys := signInKeys(email, clientAddr)
+	now := s.now().UTC()
+	for _, k := range keys {
+		n, last, err := s.store.SignInFailures(ctx, k.key)
+		if err != nil {
+			return slipway.User{}, err
+		}
+		if until := last.Add(signInWait(n, k.free)); n > 0 && now.Before(until) {
+			return slipway.User{}, RateLimited(until.Sub(now))
+		}
+	}
+	u, err := s.checkPassword(ctx, email, password)
+	if err != nil {
+		for _, k := range keys {
+			if _, rerr := s.store.RecordSignInFailure(ctx, k.key, now, now.Add(-signInForgetAfter)); rerr != nil {
+				return slipway.User{}, rerr
+			}
+		}
+		return slipway.User{}, err
+	}
+	// Success clears the account's count, not the address's: an attacker
+	// signing in to an account of their own between guesses must not
+	// reset the limit on their address.
+	if err := s.store.ClearSignInFailures(ctx, keys[0].key); err != nil {
+		return slipway.User{}, fmt.Errorf("sign in: %w", err)
+	}
+	return u, nil
+}
+
+func (s *Service) checkPassword(ctx context.Context, email, password string) (slipway.User, error) {
+	u, hash, err := s.store.GetUserByEmail(ctx, email)
+	if err != nil {
+		if slipway.ErrorCodeOf(err) != slipway.ECodeNotFound {
+			return slipway.User{}, err
+		}
+		// Spend the same time as a real check so response time does not
+		// reveal whether the address exists.
+		_ = bcrypt.CompareHashAndPassword([]byte("$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z1ZxrlNgfYuShwq2aw5PjFK6"), []byte(password))
+		return slipway.User{}, slipway.Errorf(slipway.ECodeUnauthenticated, "wrong e-mail or password")
+	}
+	if hash == "" || bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return slipway.User{}, slipway.Errorf(slipway.ECodeUnauthenticated, "wrong e-mail or password")
+	}
+	return u, nil
+}

@@ -97,7 +97,9 @@ func TestBaseDomainAboveControlPlaneRefused(t *testing.T) {
 		srv, err := server.Start(ctx, server.Config{
 			DataDir: filepath.Join(t.TempDir(), "data"), Addr: "127.0.0.1:0", PublicURL: c.publicURL, BaseDomain: c.base,
 			ReconcileInterval: -1, Forges: providers.All(logger), Logger: logger,
-			NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) { return process.New(logger, sb, process.Options{}), nil },
+			NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
+				return process.New(logger, sb, process.Options{}), nil
+			},
 		})
 		cancel()
 		if err == nil {

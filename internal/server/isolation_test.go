@@ -411,7 +411,9 @@ func assertNoLeak(t *testing.T, a orgA, route, sent string, body []byte) {
 
 // installationRoute reports a route for installation administrators,
 // above every organisation.
-func installationRoute(pattern string) bool { return strings.HasPrefix(pattern, "/api/v1/installation") }
+func installationRoute(pattern string) bool {
+	return strings.HasPrefix(pattern, "/api/v1/installation")
+}
 
 func containsMember(ms []slipway.Membership, userID, roleID string) bool {
 	for _, m := range ms {

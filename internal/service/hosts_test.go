@@ -18,6 +18,7 @@ import (
 // each with an application "shop" and a docker Service shop/production/web.
 type twoTenants struct {
 	svc          *service.Service
+	st           *store.Store
 	a, b         service.Actor
 	webA, webB   slipway.Service
 	hostA, hostB string
@@ -45,7 +46,7 @@ func newTwoTenants(t *testing.T) *twoTenants {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &twoTenants{svc: svc}
+	e := &twoTenants{svc: svc, st: st}
 	if e.a, err = svc.ActorFor(ctx, boot.OrgID, boot.UserID); err != nil {
 		t.Fatal(err)
 	}
@@ -180,5 +181,48 @@ func TestRenameMovesGeneratedHost(t *testing.T) {
 	}
 	if len(got.Hosts) != 1 || got.Hosts[0].Host != "web.production.store.default.apps.example.com" {
 		t.Errorf("hosts after the rename: %+v", got.Hosts)
+	}
+}
+
+// TestUpgradeKeepsPreviousHosts: Services that existed before host claims
+// keep the host they answered at; where two organisations had the same
+// names, the older Service keeps it and the other answers at its
+// generated host only. Running the start-up pass again changes nothing.
+func TestUpgradeKeepsPreviousHosts(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	var olds []slipway.Service
+	for _, side := range []struct {
+		a   service.Actor
+		web slipway.Service
+	}{{e.a, e.webA}, {e.b, e.webB}} {
+		old := slipway.Service{OrgID: side.a.OrgID, ApplicationID: side.web.ApplicationID, EnvironmentID: side.web.EnvironmentID,
+			Name: "api", Type: slipway.ServiceDocker, Image: "example/api"}
+		if err := e.st.CreateService(ctx, &old); err != nil { // as an older version wrote it: no claims
+			t.Fatal(err)
+		}
+		olds = append(olds, old)
+	}
+	for range 2 {
+		if err := e.svc.EnsureHostClaims(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, a := range []service.Actor{e.a, e.b} {
+		got, err := e.svc.ResolveService(ctx, a, olds[i].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, h := range got.Hosts {
+			kinds = append(kinds, string(h.Kind)+" "+h.Host)
+		}
+		want := []string{"generated api.production.shop." + map[int]string{0: "default", 1: strings.Split(e.hostB, ".")[3]}[i] + ".apps.example.com"}
+		if i == 0 {
+			want = append(want, "previous api.production.shop.apps.example.com")
+		}
+		if strings.Join(kinds, ", ") != strings.Join(want, ", ") {
+			t.Errorf("organisation %d: hosts %v, want %v", i, kinds, want)
+		}
 	}
 }

@@ -485,6 +485,11 @@ func (e *env) seedService(t *testing.T) (slipway.Service, slipway.Deployment) {
 	if err := e.store.CreateService(ctx, &svc); err != nil {
 		t.Fatal(err)
 	}
+	// Written to the store directly, like a Service of an older version:
+	// the start-up pass claims its hosts (the previous scheme's too).
+	if err := e.svc.EnsureHostClaims(ctx); err != nil {
+		t.Fatal(err)
+	}
 	live := slipway.Deployment{OrgID: e.boot.OrgID, ServiceID: svc.ID, CommitSHA: "aaaaaaa1111111", CommitMessage: "First release\n\nbody", CommitAuthor: "Ada", Trigger: slipway.TriggerManual}
 	if _, err := e.store.CreateDeployment(ctx, &live, ""); err != nil {
 		t.Fatal(err)
@@ -509,7 +514,8 @@ func TestServicePageShowsTheLiveReleaseAndPicksUpNewDeployments(t *testing.T) {
 	if page.status != http.StatusOK {
 		t.Fatalf("status %d", page.status)
 	}
-	for _, want := range []string{"aaaaaaa", "First release", "by Ada", "Redeploy without cache", "Roll back", "http://web.production.shop.default.apps.test", `data-poll="` + e.orgPath("services", svc.ID, "deployments") + `"`} {
+	for _, want := range []string{"aaaaaaa", "First release", "by Ada", "Redeploy without cache", "Roll back", "http://web.production.shop.default.apps.test", `id="service-hosts"`,
+		`>web.production.shop.apps.test</a></td><td>previous</td><td>active`, `>web.production.shop.default.apps.test</a></td><td>generated</td><td>active`, `data-poll="` + e.orgPath("services", svc.ID, "deployments") + `"`} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("service page lacks %q", want)
 		}

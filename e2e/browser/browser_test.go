@@ -324,6 +324,16 @@ func TestDashboardFromSignInToAPushedDeployment(t *testing.T) {
 	)
 	do(t, ctx, "grant",
 		chromedp.Click(css("#authorize-app")),
+		chromedp.WaitVisible(css("#confirm-connection")),
+	)
+	// Back on Slipway: a confirmation naming the Gitea account and the
+	// organisation, before anything is saved.
+	if account := get(t, ctx, "confirmed account", chromedp.Text(css("#confirm-account"))); account != user {
+		t.Fatalf("the confirmation names account %q, want %q\n%s", account, user, where(ctx))
+	}
+	shots.shot(ctx, "03-confirm-connection")
+	do(t, ctx, "confirm",
+		chromedp.Click(css("#confirm")),
 		chromedp.WaitVisible(css("#integration-status")),
 	)
 	if status := get(t, ctx, "status", chromedp.AttributeValue(css("#integration-status"), "data-status")); status.Value != string(slipway.IntegrationConnected) {

@@ -212,7 +212,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		Deploy:          s.Pipeline.Run,
 		ProcessDelivery: svc.ProcessDelivery,
 		Sweep: func(ctx context.Context) error {
-			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx))
+			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx), svc.SweepExpiredFlows(ctx))
 		},
 		Action: s.Pipeline.Act,
 		Reconcile: func(ctx context.Context) error {

@@ -330,3 +330,9 @@ func (s *Service) CancelFlow(ctx context.Context, b Browser, state string) (slip
 	}
 	return s.store.GetIntegration(ctx, st.OrgID, st.IntegrationID)
 }
+
+// SweepExpiredFlows deletes the states of abandoned flows, with the sealed
+// tokens of confirmations nobody answered.
+func (s *Service) SweepExpiredFlows(ctx context.Context) error {
+	return s.store.DeleteExpiredOAuthStates(ctx, s.now().UTC())
+}

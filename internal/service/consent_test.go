@@ -2,14 +2,12 @@ package service_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 
 	"slipway.dev/slipway"
-	"slipway.dev/slipway/internal/forge/github"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
 )
@@ -167,28 +165,6 @@ func TestConsentStopsWhenTheStarterLeavesTheOrganisation(t *testing.T) {
 	if n := e.gh.count("POST /api/v3/app-manifests/{code}/conversions"); n != 0 {
 		t.Errorf("a former member's callback reached GitHub %d times", n)
 	}
-}
-
-// deliverAs signs body with secret, receives it at integrationID's App
-// hook URL and processes it in orgID, returning the stored delivery.
-func (e *ghEnv) deliverAs(t *testing.T, orgID, integrationID, secret, event string, body []byte) store.Delivery {
-	t.Helper()
-	h := http.Header{}
-	h.Set("X-GitHub-Event", event)
-	h.Set("X-GitHub-Delivery", slipway.NewID("gh"))
-	h.Set("X-Hub-Signature-256", github.Sign(body, secret))
-	res, err := e.svc.ReceiveDelivery(e.ctx, slipway.ProviderGitHub, integrationID, "", h, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.svc.ProcessDelivery(e.ctx, orgID, res.DeliveryID); err != nil {
-		t.Fatal(err)
-	}
-	d, err := e.st.GetDelivery(e.ctx, orgID, res.DeliveryID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 func TestForgedInstallationEventsCannotReachAnotherOrganisation(t *testing.T) {

@@ -588,26 +588,39 @@ func TestGitHubManifestCallbackRefusedCode(t *testing.T) {
 }
 
 // deliver signs body with the App's webhook secret, receives it at the
-// App's hook URL (integration hookOwner) and processes it.
-func (e *ghEnv) deliver(t *testing.T, hookOwner, event string, body []byte) service.ReceiveResult {
+// App's hook URL (integration hookOwner) in the admin's organisation and
+// processes it.
+func (e *ghEnv) deliver(t *testing.T, hookOwner, event string, body []byte) store.Delivery {
+	t.Helper()
+	return e.deliverAs(t, e.admin.OrgID, hookOwner, ghHookSecret, event, body)
+}
+
+// deliverAs signs body with secret, receives it at integrationID's App
+// hook URL, checks it was enqueued, processes it in orgID and returns the
+// stored delivery.
+func (e *ghEnv) deliverAs(t *testing.T, orgID, integrationID, secret, event string, body []byte) store.Delivery {
 	t.Helper()
 	h := http.Header{}
 	h.Set("X-GitHub-Event", event)
 	h.Set("X-GitHub-Delivery", slipway.NewID("gh"))
-	h.Set("X-Hub-Signature-256", github.Sign(body, ghHookSecret))
+	h.Set("X-Hub-Signature-256", github.Sign(body, secret))
 	h.Set("Content-Type", "application/json")
 	before := len(e.jobs.deliveries)
-	res, err := e.svc.ReceiveDelivery(e.ctx, slipway.ProviderGitHub, hookOwner, "", h, body)
+	res, err := e.svc.ReceiveDelivery(e.ctx, slipway.ProviderGitHub, integrationID, "", h, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Verdict != service.VerdictReceived || len(e.jobs.deliveries) != before+1 || e.jobs.deliveries[before] != res.DeliveryID {
 		t.Fatalf("receive: %+v, enqueued %v", res, e.jobs.deliveries)
 	}
-	if err := e.svc.ProcessDelivery(e.ctx, e.admin.OrgID, res.DeliveryID); err != nil {
+	if err := e.svc.ProcessDelivery(e.ctx, orgID, res.DeliveryID); err != nil {
 		t.Fatal(err)
 	}
-	return res
+	d, err := e.st.GetDelivery(e.ctx, orgID, res.DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func ghInstallationPayload(action string, id int, account string) []byte {
@@ -711,11 +724,7 @@ func TestGitHubSecondInstallationGetsItsOwnIntegrationAndItsPushes(t *testing.T)
 		"commits": []map[string]any{{"id": "2222222222222222222222222222222222222222", "message": "Ship it",
 			"author": map[string]any{"name": "Octo Cat"}, "added": []string{"a.go"}, "removed": []string{}, "modified": []string{}}},
 	})
-	res := e.deliver(t, appInteg.ID, "push", push)
-	d, err := e.st.GetDelivery(e.ctx, e.admin.OrgID, res.DeliveryID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := e.deliver(t, appInteg.ID, "push", push)
 	if d.Verdict != service.VerdictProcessed || len(d.Caused) != 1 {
 		t.Fatalf("push delivery: verdict %s (%s), caused %v", d.Verdict, d.Detail, d.Caused)
 	}

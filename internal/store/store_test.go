@@ -1086,6 +1086,16 @@ func TestOAuthStateWorksOnceForItsUserInItsBrowser(t *testing.T) {
 		_, err = s.ConsumeOAuthState(ctx, store.OAuthStateClaim{State: "st-old", UserID: "usr_x", NonceHash: "h"}, now)
 		wantCode(t, err, slipway.ECodeNotFound, "expired state")
 		wantCode(t, s.BindOAuthState(ctx, "st-old", "usr_x", "h", now), slipway.ECodeNotFound, "bind an expired state")
+		// The sweep deletes expired states (with their sealed results) and
+		// keeps live ones.
+		must(t, s.CreateOAuthState(ctx, store.OAuthState{State: "st-live", UserID: "usr_x", ExpiresAt: now.Add(time.Hour)}))
+		must(t, s.DeleteExpiredOAuthStates(ctx, now))
+		if _, err := s.PeekOAuthState(ctx, "st-old", now.Add(-time.Hour)); slipway.ErrorCodeOf(err) != slipway.ECodeNotFound {
+			t.Errorf("an expired state survived the sweep: %v", err)
+		}
+		if _, err := s.PeekOAuthState(ctx, "st-live", now); err != nil {
+			t.Errorf("the sweep deleted a live state: %v", err)
+		}
 	})
 }
 

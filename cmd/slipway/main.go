@@ -111,9 +111,10 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
-		MasterKey:  os.Getenv("SLIPWAY_MASTER_KEY"),
-		Forges:     providers.All(logger),
-		NewRuntime: newRuntime(f.Runtime, logger),
+		DNSResolver: f.DNSResolver,
+		MasterKey:   os.Getenv("SLIPWAY_MASTER_KEY"),
+		Forges:      providers.All(logger),
+		NewRuntime:  newRuntime(f.Runtime, logger),
 		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
 			web.New(svc, logger, web.Options{}).Register(mux)
 		},

@@ -35,6 +35,7 @@ type Env struct {
 // ServeFlags are the flags of `slipway serve`.
 type ServeFlags struct {
 	DataDir, Addr, PublicURL, DatabaseURL, Runtime, BaseDomain, Workspaces string
+	DNSResolver                                                            string
 }
 
 // Main runs the CLI and returns the exit status.
@@ -114,7 +115,8 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.DatabaseURL, "database-url", def("SLIPWAY_DATABASE_URL", ""), "postgres://… to use PostgreSQL ($SLIPWAY_DATABASE_URL; default embedded SQLite)")
 	c.Flags().StringVar(&f.Runtime, "runtime", def("SLIPWAY_RUNTIME", "process"), "where services run: process, docker or swarm ($SLIPWAY_RUNTIME)")
 	c.Flags().StringVar(&f.Workspaces, "workspaces", def("SLIPWAY_WORKSPACES", ""), "directory for per-service build workspaces ($SLIPWAY_WORKSPACES; default /var/lib/slipway/workspaces/… as root)")
-	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<base-domain>")
+	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")
+	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT records are checked with (default: the system resolver)")
 	return c
 }
 

@@ -56,7 +56,10 @@ type Config struct {
 	ReconcileInterval time.Duration // 0: default 5m; negative disables
 	AdminEmail        string        // first-start administrator, default admin@slipway.local
 	MasterKey         string        // SLIPWAY_MASTER_KEY, overrides DATA/master.key
-	DeployWorkers     int
+	// Installation lists the installation settings as started, shown to
+	// installation administrators.
+	Installation  []service.InstallationSetting
+	DeployWorkers int
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -181,7 +184,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	}
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
-		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts()}, log)
+		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: cfg.Installation}, log)
 	s.Service = svc
 
 	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})
@@ -212,7 +215,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		Deploy:          s.Pipeline.Run,
 		ProcessDelivery: svc.ProcessDelivery,
 		Sweep: func(ctx context.Context) error {
-			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx), svc.SweepExpiredFlows(ctx))
+			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx), svc.SweepExpiredFlows(ctx), svc.ForgetSignInFailures(ctx))
 		},
 		Action: s.Pipeline.Act,
 		Reconcile: func(ctx context.Context) error {

@@ -120,3 +120,10 @@ func (s *Service) checkPassword(ctx context.Context, email, password string) (sl
 	}
 	return u, nil
 }
+
+// ForgetSignInFailures deletes failure counts nobody has added to for
+// signInForgetAfter; they no longer limit anything.
+func (s *Service) ForgetSignInFailures(ctx context.Context) error {
+	_, err := s.store.DeleteSignInFailuresBefore(ctx, s.now().Add(-signInForgetAfter))
+	return err
+}

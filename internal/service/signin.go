@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -53,9 +54,24 @@ type throttleKey struct {
 func signInKeys(email, clientAddr string) []throttleKey {
 	keys := []throttleKey{{"account:" + email, accountFreeFailures}}
 	if clientAddr != "" {
-		keys = append(keys, throttleKey{"address:" + clientAddr, addressFreeFailures})
+		keys = append(keys, throttleKey{"address:" + addressKey(clientAddr), addressFreeFailures})
 	}
 	return keys
+}
+
+// addressKey is what one client's failures are counted under: its IPv4
+// address, or its IPv6 /64, since one host usually holds a whole /64 and
+// could otherwise take a fresh address for every guess.
+func addressKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
 }
 
 // RateLimited is the error of a refused attempt: ECodeRateLimited with the

@@ -91,9 +91,22 @@ func (a *app) tokenCmd() *cobra.Command {
 
 func (a *app) memberCmd() *cobra.Command {
 	c := &cobra.Command{Use: "member", Short: "Members of the organisation"}
-	var name, password, role string
+	var name, password, passwordFile, role string
 	add := &cobra.Command{Use: "add EMAIL", Short: "Add a member (creating the user), or invite an existing user", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A password in argv is readable by every local user in the
+			// process list.
+			if password != "" {
+				return errors.New("--password would show in the process list; give the new user's password in $SLIPWAY_MEMBER_PASSWORD or in a file with --password-file FILE")
+			}
+			password = a.env.Getenv("SLIPWAY_MEMBER_PASSWORD")
+			if passwordFile != "" {
+				b, err := os.ReadFile(passwordFile)
+				if err != nil {
+					return fmt.Errorf("--password-file: %w", err)
+				}
+				password = strings.TrimRight(string(b), "\r\n")
+			}
 			var out struct {
 				Membership *slipway.Membership `json:"membership"`
 				Invitation *slipway.Invitation `json:"invitation"`
@@ -108,7 +121,9 @@ func (a *app) memberCmd() *cobra.Command {
 			})
 		}}
 	add.Flags().StringVar(&name, "name", "", "display name")
-	add.Flags().StringVar(&password, "password", "", "initial password (at least 10 characters)")
+	add.Flags().StringVar(&password, "password", "", "refused: use $SLIPWAY_MEMBER_PASSWORD or --password-file")
+	_ = add.Flags().MarkHidden("password")
+	add.Flags().StringVar(&passwordFile, "password-file", "", "file holding a new user's initial password (at least 10 characters; or $SLIPWAY_MEMBER_PASSWORD)")
 	add.Flags().StringVar(&role, "role", "Developer", "role name or id")
 	c.AddCommand(add)
 	c.AddCommand(&cobra.Command{Use: "list", Short: "List members", Args: cobra.NoArgs,

@@ -78,6 +78,9 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request) error {
 	if next != "" {
 		return redirect(rw, r, next)
 	}
+	if r.PostFormValue("next") != "" {
+		return redirect(rw, r, "/") // a refused next= lands on the home page, never elsewhere
+	}
 	if invs, err := w.svc.MyInvitations(r.Context(), u.ID); err == nil && len(invs) > 0 {
 		return redirect(rw, r, "/invitations")
 	}

@@ -105,6 +105,15 @@ func TestInvitations(t *testing.T) {
 		_, err = s.GetMembership(ctx, b.org.ID, a.user.ID)
 		wantCode(t, err, slipway.ECodeNotFound, "membership after declining")
 		wantCode(t, s.DeleteInvitation(ctx, b.org.ID, decl.ID), slipway.ECodeNotFound, "withdrawing a declined invitation")
+
+		// An organisation with a pending invitation can still be deleted,
+		// and the invitation goes with it.
+		pending := slipway.Invitation{OrgID: b.org.ID, UserID: a.user.ID, RoleID: b.admin.ID}
+		must(t, s.CreateInvitation(ctx, &pending))
+		must(t, s.DeleteOrganisation(ctx, b.org.ID))
+		if left, _ := s.ListInvitationsForUser(ctx, a.user.ID); len(left) != 0 {
+			t.Errorf("%d invitations of a deleted organisation remain", len(left))
+		}
 	})
 }
 

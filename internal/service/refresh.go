@@ -77,6 +77,7 @@ func (o *oauthTokenSource) Token(ctx context.Context) (string, error) {
 // stored meanwhile, or one this replica refreshes under its claim.
 func (s *Service) refreshShared(ctx context.Context, integ slipway.Integration) (string, error) {
 	claim := slipway.NewID("refresh")
+	waited := false
 	give := time.NewTimer(refreshClaimFor + 5*time.Second)
 	defer give.Stop()
 	for {
@@ -93,8 +94,17 @@ func (s *Service) refreshShared(ctx context.Context, integ slipway.Integration) 
 			return "", err
 		}
 		if won {
+			if waited {
+				// The replica we waited for gave up without a token: its
+				// refresh was refused, and this refresh token is spent.
+				if cur, err := s.store.GetIntegration(ctx, integ.OrgID, integ.ID); err == nil && cur.Status == slipway.IntegrationNeedsAttention {
+					s.releaseRefresh(ctx, integ, claim)
+					return "", slipway.Errorf(slipway.ECodeCredentialsInvalid, "%s", cur.StatusReason).WithFix(cur.StatusFix)
+				}
+			}
 			return s.refreshClaimed(ctx, integ, claim)
 		}
+		waited = true
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
@@ -109,11 +119,7 @@ func (s *Service) refreshShared(ctx context.Context, integ slipway.Integration) 
 // refreshClaimed spends the refresh token while holding claim, stores the
 // result under the claim and releases it.
 func (s *Service) refreshClaimed(ctx context.Context, integ slipway.Integration, claim string) (string, error) {
-	release := func() {
-		if err := s.store.FinishIntegrationRefresh(context.WithoutCancel(ctx), integ.OrgID, integ.ID, claim, nil); err != nil {
-			s.log.Warn("release oauth refresh claim", "integration", integ.ID, "err", err)
-		}
-	}
+	release := func() { s.releaseRefresh(ctx, integ, claim) }
 	// Read again under the claim: the previous holder may have stored its
 	// result between our check and our claim.
 	sec, err := s.openSecret(ctx, integ.OrgID, integ.ID)
@@ -161,4 +167,11 @@ func (s *Service) refreshClaimed(ctx context.Context, integ slipway.Integration,
 		return "", fmt.Errorf("persist refreshed token: %w", err)
 	}
 	return tok.AccessToken, nil
+}
+
+// releaseRefresh gives up claim without storing anything.
+func (s *Service) releaseRefresh(ctx context.Context, integ slipway.Integration, claim string) {
+	if err := s.store.FinishIntegrationRefresh(context.WithoutCancel(ctx), integ.OrgID, integ.ID, claim, nil); err != nil {
+		s.log.Warn("release oauth refresh claim", "integration", integ.ID, "err", err)
+	}
 }

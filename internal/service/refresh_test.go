@@ -63,84 +63,119 @@ func (p oauthOnly) OAuthEndpoint(string) oauth2.Endpoint {
 }
 func (oauthOnly) OAuthScopes() []string { return nil }
 
-// TestRefreshTokenRotationAcrossReplicas: two Service instances (two
-// replicas, each with its own store handle) on one database need the same
-// expired token at once. Exactly one refresh reaches the provider, both
-// get its access token, the rotated refresh token is the one stored, and
-// the integration stays connected. Before the claim, both spent the same
-// refresh token; the provider refused the second and the integration
-// turned "needs attention".
+// refreshRace sets up two Service instances (two replicas, each with its
+// own store handle) on one database, an OAuth integration whose access
+// token expired and whose refresh token is "refresh-0", and a token
+// endpoint whose one live refresh token is live; four callers, two per
+// replica, then need a token at once.
+type refreshRace struct {
+	tokens   []string
+	errs     []error
+	requests int
+	refused  int
+	live     string
+	status   slipway.IntegrationStatus
+}
+
+func runRefreshRace(t *testing.T, databaseURL, live string) refreshRace {
+	t.Helper()
+	ctx := context.Background()
+	fake := &rotatingTokenServer{live: live}
+	provider := httptest.NewServer(fake)
+	defer provider.Close()
+	forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitea: oauthOnly{tokenURL: provider.URL + "/login/oauth/access_token"}}
+
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	replica := func() *service.Service {
+		st, err := store.Open(ctx, databaseURL, dir, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		keys, err := secrets.LoadOrCreate(filepath.Join(dir, "master.key"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return service.New(st, keys, forges, &recordingJobs{}, service.Config{PublicURL: "http://127.0.0.1", BaseDomain: "localhost"}, logger)
+	}
+	one, two := replica(), replica()
+	boot, err := one.Bootstrap(ctx, "admin@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	integ := slipway.Integration{ID: slipway.NewID(slipway.PrefixIntegration), OrgID: boot.OrgID, Provider: slipway.ProviderGitea, Label: "gitea",
+		AuthMethod: slipway.AuthOAuth, BaseURL: provider.URL, Status: slipway.IntegrationConnected}
+	if err := one.SeedIntegration(ctx, &integ, forge.Secret{Token: "access-0", RefreshToken: "refresh-0", Expiry: time.Now().Add(-time.Minute),
+		ClientID: "client", ClientSecret: "client-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	r := refreshRace{tokens: make([]string, 4), errs: make([]error, 4)}
+	var wg sync.WaitGroup
+	for i := range r.tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := one
+			if i%2 == 1 {
+				s = two
+			}
+			r.tokens[i], r.errs[i] = s.OAuthToken(ctx, integ)
+		}()
+	}
+	wg.Wait()
+	fake.mu.Lock()
+	r.requests, r.refused, r.live = fake.requests, fake.refused, fake.live
+	fake.mu.Unlock()
+	after, err := one.Store().GetIntegration(ctx, boot.OrgID, integ.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.status = after.Status
+	return r
+}
+
+// TestRefreshTokenRotationAcrossReplicas: exactly one refresh reaches the
+// provider, every caller gets its access token, the rotated refresh token
+// is the one kept, and the integration stays connected. Before the claim,
+// both replicas spent the same refresh token; the provider refused the
+// second and the integration turned "needs attention".
 func TestRefreshTokenRotationAcrossReplicas(t *testing.T) {
 	stores(t, func(t *testing.T, databaseURL string) {
-		ctx := context.Background()
-		fake := &rotatingTokenServer{live: "refresh-0"}
-		provider := httptest.NewServer(fake)
-		defer provider.Close()
-		forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitea: oauthOnly{tokenURL: provider.URL + "/login/oauth/access_token"}}
+		r := runRefreshRace(t, databaseURL, "refresh-0")
+		for i := range r.tokens {
+			if r.errs[i] != nil || r.tokens[i] != "access-1" {
+				t.Errorf("caller %d: token %q, err %v; want access-1", i, r.tokens[i], r.errs[i])
+			}
+		}
+		if r.requests != 1 || r.refused != 0 {
+			t.Errorf("the provider saw %d refresh requests (%d refused), want exactly 1", r.requests, r.refused)
+		}
+		if r.status != slipway.IntegrationConnected {
+			t.Errorf("integration is %q, want connected", r.status)
+		}
+		if r.live != "refresh-1" {
+			t.Errorf("provider's live refresh token %q, want the rotated one", r.live)
+		}
+	})
+}
 
-		dir := t.TempDir()
-		logger := slog.New(slog.DiscardHandler)
-		replica := func() *service.Service {
-			st, err := store.Open(ctx, databaseURL, dir, logger)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			keys, err := secrets.LoadOrCreate(filepath.Join(dir, "master.key"), "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return service.New(st, keys, forges, &recordingJobs{}, service.Config{PublicURL: "http://127.0.0.1", BaseDomain: "localhost"}, logger)
-		}
-		one, two := replica(), replica()
-		boot, err := one.Bootstrap(ctx, "admin@example.test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		integ := slipway.Integration{ID: slipway.NewID(slipway.PrefixIntegration), OrgID: boot.OrgID, Provider: slipway.ProviderGitea, Label: "gitea",
-			AuthMethod: slipway.AuthOAuth, BaseURL: provider.URL, Status: slipway.IntegrationConnected}
-		if err := one.SeedIntegration(ctx, &integ, forge.Secret{Token: "access-0", RefreshToken: "refresh-0", Expiry: time.Now().Add(-time.Minute),
-			ClientID: "client", ClientSecret: "client-secret"}); err != nil {
-			t.Fatal(err)
-		}
-
-		var wg sync.WaitGroup
-		got := make([]string, 4)
-		errs := make([]error, 4)
-		for i := range got {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s := one
-				if i%2 == 1 {
-					s = two
-				}
-				got[i], errs[i] = s.OAuthToken(ctx, integ)
-			}()
-		}
-		wg.Wait()
-		for i := range got {
-			if errs[i] != nil || got[i] != "access-1" {
-				t.Errorf("caller %d: token %q, err %v; want access-1", i, got[i], errs[i])
+// TestRevokedGrantIsAskedOnce: when the provider refuses the refresh token
+// (the grant was revoked), the replica that waited for the refresh learns
+// it from the database instead of spending the token again.
+func TestRevokedGrantIsAskedOnce(t *testing.T) {
+	stores(t, func(t *testing.T, databaseURL string) {
+		r := runRefreshRace(t, databaseURL, "revoked")
+		for i := range r.tokens {
+			if slipway.ErrorCodeOf(r.errs[i]) != slipway.ECodeCredentialsInvalid {
+				t.Errorf("caller %d: token %q, err %v; want credentials_invalid", i, r.tokens[i], r.errs[i])
 			}
 		}
-		fake.mu.Lock()
-		requests, refused, live := fake.requests, fake.refused, fake.live
-		fake.mu.Unlock()
-		if requests != 1 || refused != 0 {
-			t.Errorf("the provider saw %d refresh requests (%d refused), want exactly 1", requests, refused)
+		if r.requests != 1 {
+			t.Errorf("the provider saw %d refresh requests, want 1", r.requests)
 		}
-		after, err := one.Store().GetIntegration(ctx, boot.OrgID, integ.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after.Status != slipway.IntegrationConnected {
-			t.Errorf("integration is %q (%s), want connected", after.Status, after.StatusReason)
-		}
-		// The stored refresh token is the rotated one: a later refresh by
-		// either replica is accepted.
-		if live != "refresh-1" {
-			t.Fatalf("provider's live refresh token %q", live)
+		if r.status != slipway.IntegrationNeedsAttention {
+			t.Errorf("integration is %q, want needs_attention", r.status)
 		}
 	})
 }

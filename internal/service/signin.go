@@ -46,12 +46,19 @@ func signInWait(n, free int) time.Duration {
 	return min(wait, signInMaxWait)
 }
 
+// maxEmailLength bounds the account part of a throttle key (RFC 5321's
+// limit on an address).
+const maxEmailLength = 320
+
 type throttleKey struct {
 	key  string
 	free int
 }
 
 func signInKeys(email, clientAddr string) []throttleKey {
+	if len(email) > maxEmailLength {
+		email = email[:maxEmailLength] // no account has a longer address; keep the key bounded
+	}
 	keys := []throttleKey{{"account:" + email, accountFreeFailures}}
 	if clientAddr != "" {
 		keys = append(keys, throttleKey{"address:" + addressKey(clientAddr), addressFreeFailures})

@@ -141,22 +141,11 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	return srv.Shutdown(sctx)
 }
 
-// installationSettings lists what `slipway serve` was started with, for
-// installation administrators (GET /api/v1/installation). The database is
-// named by its kind only: its URL may hold a password.
+// installationSettings lists the settings of `slipway serve` the server
+// does not know itself, for installation administrators.
 func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []service.InstallationSetting {
-	database := "sqlite (in the data directory)"
-	if f.DatabaseURL != "" {
-		database = "postgres"
-	}
 	return []service.InstallationSetting{
-		{Name: "data", Value: f.DataDir},
-		{Name: "addr", Value: f.Addr},
-		{Name: "public-url", Value: f.PublicURL},
-		{Name: "database", Value: database},
 		{Name: "runtime", Value: f.Runtime},
-		{Name: "workspaces", Value: f.Workspaces},
-		{Name: "base-domain", Value: f.BaseDomain},
 		{Name: "trusted-proxies", Value: proxies.String()},
 	}
 }

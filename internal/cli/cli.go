@@ -92,7 +92,7 @@ func newRoot(ctx context.Context, env Env) *cobra.Command {
 		root.AddCommand(a.serveCmd())
 	}
 	root.AddCommand(a.loginCmd(), a.orgCmd(), a.integrationCmd(), a.appCmd(), a.envCmd(), a.serviceCmd(),
-		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd(), a.profileCmd(), a.invitationCmd())
+		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd(), a.profileCmd(), a.invitationCmd(), a.installationCmd())
 	root.AddCommand(a.extraCmds()...)
 	root.AddCommand(env.Extra...)
 	return root

@@ -143,6 +143,23 @@ func (a *app) memberCmd() *cobra.Command {
 	return c
 }
 
+func (a *app) installationCmd() *cobra.Command {
+	c := &cobra.Command{Use: "installation", Short: "The installation's settings (installation administrators)"}
+	c.AddCommand(&cobra.Command{Use: "show", Short: "Show the settings slipway serve runs with", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Settings []struct{ Name, Value string } `json:"settings"`
+			}
+			return a.call(cmd, "GET", "/api/v1/installation", nil, &out, func(w io.Writer) {
+				fmt.Fprintln(w, "SETTING\tVALUE")
+				for _, st := range out.Settings {
+					fmt.Fprintf(w, "%s\t%s\n", st.Name, st.Value)
+				}
+			})
+		}})
+	return c
+}
+
 func (a *app) invitationCmd() *cobra.Command {
 	c := &cobra.Command{Use: "invitation", Short: "Invitations to join organisations, waiting for your answer"}
 	c.AddCommand(&cobra.Command{Use: "list", Short: "List your invitations", Args: cobra.NoArgs,

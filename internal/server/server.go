@@ -91,6 +91,25 @@ type Server struct {
 	Bootstrap service.BootstrapResult
 }
 
+// installationSettings is what an installation administrator sees of how
+// this server runs. The database is named by its kind only: its URL may
+// hold a password.
+func (s *Server) installationSettings(dataDir string) []service.InstallationSetting {
+	database := "sqlite (in the data directory)"
+	if s.cfg.DatabaseURL != "" {
+		database = "postgres"
+	}
+	out := []service.InstallationSetting{
+		{Name: "data", Value: dataDir},
+		{Name: "addr", Value: s.listener.Addr().String()},
+		{Name: "public-url", Value: s.cfg.PublicURL},
+		{Name: "database", Value: database},
+		{Name: "workspaces", Value: workspaceDir(s.cfg.WorkspaceDir, dataDir)},
+		{Name: "base-domain", Value: s.cfg.BaseDomain},
+	}
+	return append(out, s.cfg.Installation...)
+}
+
 // queueProxy lets the service enqueue before the queue exists (the queue
 // needs the service's handlers, the service needs the queue).
 type queueProxy struct{ q *jobs.Queue }
@@ -184,7 +203,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	}
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
-		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: cfg.Installation}, log)
+		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir)}, log)
 	s.Service = svc
 
 	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})

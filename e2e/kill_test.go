@@ -77,8 +77,10 @@ func startProc(t *testing.T, dataDir, wsDir, addr string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(slipwayBinary(t), "serve", "--data", dataDir, "--addr", addr, "--database-url", databaseURL(t, dataDir))
-	cmd.Env = append(os.Environ(), "SLIPWAY_WORKSPACES="+wsDir)
+	// The database URL goes in the environment: `serve` refuses one with a
+	// password on the command line.
+	cmd := exec.Command(slipwayBinary(t), "serve", "--data", dataDir, "--addr", addr)
+	cmd.Env = append(os.Environ(), "SLIPWAY_WORKSPACES="+wsDir, "SLIPWAY_DATABASE_URL="+databaseURL(t, dataDir))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"slipway.dev/slipway/internal/build"
 	"slipway.dev/slipway/internal/cli"
+	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/forge/providers"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
@@ -109,14 +110,19 @@ func requireSwarmManager(ctx context.Context, cli client.SystemAPIClient) error 
 
 func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	proxies, err := clientaddr.Parse(f.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
-		DNSResolver: f.DNSResolver,
-		MasterKey:   os.Getenv("SLIPWAY_MASTER_KEY"),
-		Forges:      providers.All(logger),
-		NewRuntime:  newRuntime(f.Runtime, logger),
+		MasterKey:    os.Getenv("SLIPWAY_MASTER_KEY"),
+		Forges:       providers.All(logger),
+		NewRuntime:   newRuntime(f.Runtime, logger),
+		Installation: installationSettings(f, proxies),
+		DNSResolver:  f.DNSResolver,
 		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
-			web.New(svc, logger, web.Options{}).Register(mux)
+			web.New(svc, logger, web.Options{ClientAddr: proxies}).Register(mux)
 		},
 		Logger: logger,
 	})
@@ -134,6 +140,16 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// installationSettings lists the settings of `slipway serve` the server
+// does not know itself, for installation administrators.
+func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []service.InstallationSetting {
+	return []service.InstallationSetting{
+		{Name: "runtime", Value: f.Runtime},
+		{Name: "trusted-proxies", Value: proxies.String()},
+		{Name: "dns-resolver", Value: f.DNSResolver},
+	}
 }
 
 func staticServeCmd() *cobra.Command {

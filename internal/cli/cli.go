@@ -35,7 +35,15 @@ type Env struct {
 // ServeFlags are the flags of `slipway serve`.
 type ServeFlags struct {
 	DataDir, Addr, PublicURL, DatabaseURL, Runtime, BaseDomain, Workspaces string
-	DNSResolver                                                            string
+	// DatabaseURLFile names a 0600 file holding the database URL, so a
+	// password never appears in the process's argv.
+	DatabaseURLFile string
+	// TrustedProxies lists the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client.
+	TrustedProxies string
+	// DNSResolver is the HOST:PORT of the DNS server custom-domain
+	// ownership records are looked up on (empty: the system resolver).
+	DNSResolver string
 }
 
 // Main runs the CLI and returns the exit status.
@@ -87,7 +95,7 @@ func newRoot(ctx context.Context, env Env) *cobra.Command {
 		root.AddCommand(a.serveCmd())
 	}
 	root.AddCommand(a.loginCmd(), a.orgCmd(), a.integrationCmd(), a.appCmd(), a.envCmd(), a.serviceCmd(),
-		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd(), a.profileCmd(), a.invitationCmd())
+		a.deployCmd(), a.redeployCmd(), a.rollbackCmd(), a.deploymentsCmd(), a.logsCmd(), a.cancelCmd(), a.tokenCmd(), a.memberCmd(), a.doctorCmd(), a.profileCmd(), a.invitationCmd(), a.installationCmd())
 	root.AddCommand(a.extraCmds()...)
 	root.AddCommand(env.Extra...)
 	return root
@@ -100,6 +108,9 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "Run the Slipway server (API, webhooks, dashboard, router) on one listener",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := resolveDatabaseURL(cmd, &f); err != nil {
+				return err
+			}
 			return a.env.Serve(cmd.Context(), f)
 		},
 	}
@@ -112,7 +123,9 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.DataDir, "data", def("SLIPWAY_DATA", "./slipway-data"), "data directory ($SLIPWAY_DATA)")
 	c.Flags().StringVar(&f.Addr, "addr", def("SLIPWAY_ADDR", "127.0.0.1:8080"), "listen address ($SLIPWAY_ADDR)")
 	c.Flags().StringVar(&f.PublicURL, "public-url", def("SLIPWAY_PUBLIC_URL", ""), "URL users and providers reach this server at ($SLIPWAY_PUBLIC_URL; default http://ADDR)")
-	c.Flags().StringVar(&f.DatabaseURL, "database-url", def("SLIPWAY_DATABASE_URL", ""), "postgres://… to use PostgreSQL ($SLIPWAY_DATABASE_URL; default embedded SQLite)")
+	c.Flags().StringVar(&f.DatabaseURL, "database-url", def("SLIPWAY_DATABASE_URL", ""), "postgres://… to use PostgreSQL ($SLIPWAY_DATABASE_URL; default embedded SQLite); with a password, use the variable or --database-url-file")
+	c.Flags().StringVar(&f.DatabaseURLFile, "database-url-file", def("SLIPWAY_DATABASE_URL_FILE", ""), "file (mode 0600) holding the database URL ($SLIPWAY_DATABASE_URL_FILE)")
+	c.Flags().StringVar(&f.TrustedProxies, "trusted-proxies", def("SLIPWAY_TRUSTED_PROXIES", ""), "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client ($SLIPWAY_TRUSTED_PROXIES; default none: the TCP peer is the client)")
 	c.Flags().StringVar(&f.Runtime, "runtime", def("SLIPWAY_RUNTIME", "process"), "where services run: process, docker or swarm ($SLIPWAY_RUNTIME)")
 	c.Flags().StringVar(&f.Workspaces, "workspaces", def("SLIPWAY_WORKSPACES", ""), "directory for per-service build workspaces ($SLIPWAY_WORKSPACES; default /var/lib/slipway/workspaces/… as root)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")

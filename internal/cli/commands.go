@@ -92,9 +92,22 @@ func (a *app) tokenCmd() *cobra.Command {
 
 func (a *app) memberCmd() *cobra.Command {
 	c := &cobra.Command{Use: "member", Short: "Members of the organisation"}
-	var name, password, role string
+	var name, password, passwordFile, role string
 	add := &cobra.Command{Use: "add EMAIL", Short: "Add a member (creating the user), or invite an existing user", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A password in argv is readable by every local user in the
+			// process list.
+			if password != "" {
+				return errors.New("--password would show in the process list; give the new user's password in $SLIPWAY_MEMBER_PASSWORD or in a file with --password-file FILE")
+			}
+			password = a.env.Getenv("SLIPWAY_MEMBER_PASSWORD")
+			if passwordFile != "" {
+				b, err := os.ReadFile(passwordFile)
+				if err != nil {
+					return fmt.Errorf("--password-file: %w", err)
+				}
+				password = strings.TrimRight(string(b), "\r\n")
+			}
 			var out struct {
 				Membership *slipway.Membership `json:"membership"`
 				Invitation *slipway.Invitation `json:"invitation"`
@@ -109,7 +122,9 @@ func (a *app) memberCmd() *cobra.Command {
 			})
 		}}
 	add.Flags().StringVar(&name, "name", "", "display name")
-	add.Flags().StringVar(&password, "password", "", "initial password (at least 10 characters)")
+	add.Flags().StringVar(&password, "password", "", "refused: use $SLIPWAY_MEMBER_PASSWORD or --password-file")
+	_ = add.Flags().MarkHidden("password")
+	add.Flags().StringVar(&passwordFile, "password-file", "", "file holding a new user's initial password (at least 10 characters; or $SLIPWAY_MEMBER_PASSWORD)")
 	add.Flags().StringVar(&role, "role", "Developer", "role name or id")
 	c.AddCommand(add)
 	c.AddCommand(&cobra.Command{Use: "list", Short: "List members", Args: cobra.NoArgs,
@@ -123,6 +138,23 @@ func (a *app) memberCmd() *cobra.Command {
 						email = m.User.Email
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\n", m.UserID, email, m.RoleID)
+				}
+			})
+		}})
+	return c
+}
+
+func (a *app) installationCmd() *cobra.Command {
+	c := &cobra.Command{Use: "installation", Short: "The installation's settings (installation administrators)"}
+	c.AddCommand(&cobra.Command{Use: "show", Short: "Show the settings slipway serve runs with", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Settings []struct{ Name, Value string } `json:"settings"`
+			}
+			return a.call(cmd, "GET", "/api/v1/installation", nil, &out, func(w io.Writer) {
+				fmt.Fprintln(w, "SETTING\tVALUE")
+				for _, st := range out.Settings {
+					fmt.Fprintf(w, "%s\t%s\n", st.Name, st.Value)
 				}
 			})
 		}})

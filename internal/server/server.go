@@ -59,7 +59,10 @@ type Config struct {
 	ReconcileInterval time.Duration // 0: default 5m; negative disables
 	AdminEmail        string        // first-start administrator, default admin@slipway.local
 	MasterKey         string        // SLIPWAY_MASTER_KEY, overrides DATA/master.key
-	DeployWorkers     int
+	// Installation lists the installation settings as started, shown to
+	// installation administrators.
+	Installation  []service.InstallationSetting
+	DeployWorkers int
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -89,6 +92,25 @@ type Server struct {
 	controlHosts map[string]bool
 	// Bootstrap is what first start created (zero on later starts).
 	Bootstrap service.BootstrapResult
+}
+
+// installationSettings is what an installation administrator sees of how
+// this server runs. The database is named by its kind only: its URL may
+// hold a password.
+func (s *Server) installationSettings(dataDir string) []service.InstallationSetting {
+	database := "sqlite (in the data directory)"
+	if s.cfg.DatabaseURL != "" {
+		database = "postgres"
+	}
+	out := []service.InstallationSetting{
+		{Name: "data", Value: dataDir},
+		{Name: "addr", Value: s.listener.Addr().String()},
+		{Name: "public-url", Value: s.cfg.PublicURL},
+		{Name: "database", Value: database},
+		{Name: "workspaces", Value: workspaceDir(s.cfg.WorkspaceDir, dataDir)},
+		{Name: "base-domain", Value: s.cfg.BaseDomain},
+	}
+	return append(out, s.cfg.Installation...)
 }
 
 // queueProxy lets the service enqueue before the queue exists (the queue
@@ -184,7 +206,8 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	}
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
-		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), LookupTXT: lookupTXT(cfg.DNSResolver)}, log)
+		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir),
+		LookupTXT: lookupTXT(cfg.DNSResolver)}, log)
 	s.Service = svc
 
 	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})
@@ -215,7 +238,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		Deploy:          s.Pipeline.Run,
 		ProcessDelivery: svc.ProcessDelivery,
 		Sweep: func(ctx context.Context) error {
-			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx), svc.SweepExpiredFlows(ctx))
+			return errors.Join(svc.SweepDeliveries(ctx), s.Pipeline.FailAbandoned(ctx), svc.SweepExpiredFlows(ctx), svc.ForgetSignInFailures(ctx))
 		},
 		Action: s.Pipeline.Act,
 		Reconcile: func(ctx context.Context) error {

@@ -3,14 +3,9 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
-
-	"golang.org/x/oauth2"
-	"golang.org/x/sync/singleflight"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
@@ -697,82 +692,4 @@ func (s *Service) ListRepoHooks(ctx context.Context, a Actor, integrationID stri
 		hooks[i].SecretCiphertext = nil
 	}
 	return hooks, err
-}
-
-// tokenSources hands out refreshing token sources, collapsing concurrent
-// refreshes of one integration into one provider call.
-type tokenSources struct {
-	s     *Service
-	group singleflight.Group
-}
-
-func newTokenSources(s *Service) *tokenSources { return &tokenSources{s: s} }
-
-func (t *tokenSources) forget(integrationID string) { t.group.Forget(integrationID) }
-
-type oauthTokenSource struct {
-	t     *tokenSources
-	integ slipway.Integration
-}
-
-func (t *tokenSources) oauth(integ slipway.Integration) forge.TokenSource {
-	return &oauthTokenSource{t: t, integ: integ}
-}
-
-// refreshMargin is how long before expiry a token is refreshed, so a token
-// handed out is still valid for the call (or clone) that uses it.
-const refreshMargin = 2 * time.Minute
-
-func (o *oauthTokenSource) Token(ctx context.Context) (string, error) {
-	s := o.t.s
-	sec, err := s.openSecret(ctx, o.integ.OrgID, o.integ.ID)
-	if err != nil {
-		return "", err
-	}
-	if sec.Expiry.IsZero() || s.now().Add(refreshMargin).Before(sec.Expiry) {
-		return sec.Token, nil
-	}
-	v, err, _ := o.t.group.Do(o.integ.ID, func() (any, error) {
-		// Re-read inside the flight: another replica or an earlier flight
-		// may have refreshed already, and the old refresh token is then
-		// spent (Gitea rotates them).
-		sec, err := s.openSecret(ctx, o.integ.OrgID, o.integ.ID)
-		if err != nil {
-			return "", err
-		}
-		if !sec.Expiry.IsZero() && s.now().Add(refreshMargin).Before(sec.Expiry) {
-			return sec.Token, nil
-		}
-		cfg, err := s.oauthConfig(o.integ, sec)
-		if err != nil {
-			return "", err
-		}
-		tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: sec.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
-		if err != nil {
-			var re *oauth2.RetrieveError
-			if errors.As(err, &re) {
-				cerr := slipway.Errorf(slipway.ECodeCredentialsInvalid, "refreshing the OAuth token failed: the grant was revoked or expired").
-					WithFix("reconnect the integration through the provider's consent screen")
-				s.markNeedsAttention(ctx, o.integ, cerr)
-				return "", cerr
-			}
-			return "", slipway.Errorf(slipway.ECodeProviderUnreachable, "refreshing the OAuth token: %v", err)
-		}
-		sec.Token, sec.Expiry = tok.AccessToken, tok.Expiry
-		if tok.RefreshToken != "" {
-			sec.RefreshToken = tok.RefreshToken
-		}
-		sealed, err := s.sealSecret(o.integ.ID, sec)
-		if err != nil {
-			return "", err
-		}
-		if err := s.store.UpdateIntegrationSecret(ctx, o.integ.OrgID, o.integ.ID, sealed); err != nil {
-			return "", fmt.Errorf("persist refreshed token: %w", err)
-		}
-		return tok.AccessToken, nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return v.(string), nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -105,6 +106,15 @@ func TestInvitations(t *testing.T) {
 		_, err = s.GetMembership(ctx, b.org.ID, a.user.ID)
 		wantCode(t, err, slipway.ECodeNotFound, "membership after declining")
 		wantCode(t, s.DeleteInvitation(ctx, b.org.ID, decl.ID), slipway.ECodeNotFound, "withdrawing a declined invitation")
+
+		// An organisation with a pending invitation can still be deleted,
+		// and the invitation goes with it.
+		pending := slipway.Invitation{OrgID: b.org.ID, UserID: a.user.ID, RoleID: b.admin.ID}
+		must(t, s.CreateInvitation(ctx, &pending))
+		must(t, s.DeleteOrganisation(ctx, b.org.ID))
+		if left, _ := s.ListInvitationsForUser(ctx, a.user.ID); len(left) != 0 {
+			t.Errorf("%d invitations of a deleted organisation remain", len(left))
+		}
 	})
 }
 
@@ -170,4 +180,39 @@ func TestInstallationAdminAndTokenLookup(t *testing.T) {
 		_, err = s.GetAPIToken(ctx, b.org.ID, tok.ID)
 		wantCode(t, err, slipway.ECodeNotFound, "another organisation's token")
 	})
+}
+
+// TestUpgradeMakesTheFirstUserInstallationAdmin: an installation older
+// than the role gets it for its first user (the first-start
+// administrator), and for no one else.
+func TestUpgradeMakesTheFirstUserInstallationAdmin(t *testing.T) {
+	for _, dialect := range []string{store.DialectSQLite, store.DialectPostgres} {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			databaseURL, dataDir := dialectURL(t, dialect)
+			old, err := store.OpenAtVersion(ctx, databaseURL, dataDir, 6)
+			must(t, err)
+			for i, id := range []string{"usr_first", "usr_second"} {
+				_, err := old.DB().ExecContext(ctx, rebindFor(dialect, `INSERT INTO users (id, email, created_at) VALUES (?, ?, ?)`),
+					id, id+"@example.test", timeAt(dialect, time.Now().Add(time.Duration(i)*time.Second)))
+				must(t, err)
+			}
+			old.Close()
+			s, err := store.Open(ctx, databaseURL, dataDir, slog.New(slog.DiscardHandler))
+			must(t, err)
+			defer s.Close()
+			for id, want := range map[string]bool{"usr_first": true, "usr_second": false} {
+				if got, err := s.IsInstallationAdmin(ctx, id); err != nil || got != want {
+					t.Errorf("%s installation admin = %v (%v), want %v", id, got, err, want)
+				}
+			}
+		})
+	}
+}
+
+func timeAt(dialect string, t time.Time) any {
+	if dialect == store.DialectPostgres {
+		return t.UTC()
+	}
+	return t.UnixNano()
 }

@@ -220,12 +220,7 @@ func rebindFor(dialect, q string) string {
 	return string(out)
 }
 
-func timeFor(dialect string) any {
-	if dialect == store.DialectPostgres {
-		return time.Now().UTC()
-	}
-	return time.Now().UnixNano()
-}
+func timeFor(dialect string) any { return timeAt(dialect, time.Now()) }
 
 func TestOpenFilesAndSQLitePragmas(t *testing.T) {
 	ctx := context.Background()

@@ -95,6 +95,41 @@ func TestSignInIsThrottledPerAccountAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestGuessingCannotLockTheOwnerOut: while someone guesses an account's
+// password into its limit, the owner's browser, which signed in before,
+// still signs in; a browser without that mark, or with another account's
+// mark or a forged one, waits.
+func TestGuessingCannotLockTheOwnerOut(t *testing.T) {
+	e := newEnv(t, web.Options{})
+	owner := e.browser()
+	owner.signIn(e.boot.Email, e.boot.Password)
+	if _, err := e.svc.AddMember(context.Background(), e.admin(), service.CreateUserInput{Email: "other@example.com", Password: "other-password"}); err != nil {
+		t.Fatal(err)
+	}
+	otherAccount := e.browser()
+	otherAccount.signIn("other@example.com", "other-password")
+
+	attacker := e.browser()
+	for i := range 8 {
+		attacker.signInFrom("", e.boot.Email, "guess-"+strconv.Itoa(i))
+	}
+	if a := attacker.signInFrom("", e.boot.Email, e.boot.Password); a.status != http.StatusTooManyRequests {
+		t.Fatalf("the guessing browser: status %d, want 429", a.status)
+	}
+	if a := otherAccount.signInFrom("", e.boot.Email, e.boot.Password); a.status != http.StatusTooManyRequests {
+		t.Errorf("a browser known for another account: status %d, want 429", a.status)
+	}
+	forged := e.browser()
+	u, _ := url.Parse(e.srv.URL)
+	forged.http.Jar.SetCookies(u, []*http.Cookie{{Name: "slipway_device", Value: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}})
+	if a := forged.signInFrom("", e.boot.Email, e.boot.Password); a.status != http.StatusTooManyRequests {
+		t.Errorf("a forged device cookie: status %d, want 429", a.status)
+	}
+	if a := owner.signInFrom("", e.boot.Email, e.boot.Password); a.status != http.StatusSeeOther {
+		t.Fatalf("the owner's browser: status %d, want a sign-in", a.status)
+	}
+}
+
 // TestSignInIsThrottledPerClientAddress: spraying many accounts from one
 // address is stopped, a forged X-Forwarded-For does not help while no
 // proxy is trusted, and with --trusted-proxies the proxy's clients are
@@ -168,7 +203,7 @@ func TestAddingAnExistingUserIsAnInvitationTheyAccept(t *testing.T) {
 		t.Fatal("the invitation attached a membership by itself")
 	}
 	// The victim's password was not changed by the "add".
-	if _, err := e.svc.Login(ctx, "victim@example.com", "ignored-password", ""); err == nil {
+	if _, _, err := e.svc.Login(ctx, service.SignIn{Email: "victim@example.com", Password: "ignored-password"}); err == nil {
 		t.Fatal("the inviter's password was set on the existing account")
 	}
 	page := victim.get("/invitations")

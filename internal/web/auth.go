@@ -45,7 +45,11 @@ func (w *Web) loginPage(rw http.ResponseWriter, r *http.Request) error {
 func (w *Web) login(rw http.ResponseWriter, r *http.Request) error {
 	email, password := r.PostFormValue("email"), r.PostFormValue("password")
 	next := localPath(r.PostFormValue("next"))
-	u, err := w.svc.Login(r.Context(), email, password, w.opts.ClientAddr.Of(r))
+	in := service.SignIn{Email: email, Password: password, ClientAddr: w.opts.ClientAddr.Of(r)}
+	if c, err := r.Cookie(w.deviceCookieName()); err == nil {
+		in.DeviceToken = c.Value
+	}
+	u, device, err := w.svc.Login(r.Context(), in)
 	if err != nil {
 		e, ok := slipway.AsError(err)
 		if !ok {
@@ -70,8 +74,12 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request) error {
 	if err := w.startSession(r, rw, u.ID, orgID); err != nil {
 		return err
 	}
+	w.setDeviceCookie(rw, device)
 	if next != "" {
 		return redirect(rw, r, next)
+	}
+	if r.PostFormValue("next") != "" {
+		return redirect(rw, r, "/") // a refused next= lands on the home page, never elsewhere
 	}
 	if invs, err := w.svc.MyInvitations(r.Context(), u.ID); err == nil && len(invs) > 0 {
 		return redirect(rw, r, "/invitations")
@@ -132,4 +140,21 @@ func (w *Web) switchOrg(rw http.ResponseWriter, r *http.Request, q *req) error {
 
 func (w *Web) orgHome(rw http.ResponseWriter, r *http.Request, q *req) error {
 	return redirect(rw, r, orgURL(q.org.ID, "apps"))
+}
+
+// The device cookie marks a browser that signed in to an account before;
+// it exempts that browser from the account's failed sign-in limit, so
+// someone guessing the password cannot lock the owner out.
+const deviceCookieTTL = 30 * 24 * 3600
+
+func (w *Web) deviceCookieName() string {
+	if w.opts.SecureCookies {
+		return "__Host-slipway_device"
+	}
+	return "slipway_device"
+}
+
+func (w *Web) setDeviceCookie(rw http.ResponseWriter, token string) {
+	http.SetCookie(rw, &http.Cookie{Name: w.deviceCookieName(), Value: token, Path: "/", MaxAge: deviceCookieTTL,
+		HttpOnly: true, Secure: w.opts.SecureCookies, SameSite: http.SameSiteLaxMode})
 }

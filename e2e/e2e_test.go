@@ -73,6 +73,7 @@ func startConfigured(t testing.TB, dataDir, addr string, reconcile time.Duration
 	}
 	cfg := server.Config{
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
+		DNSResolver:       "127.0.0.1:1", // no DNS question leaves the machine; tests that need answers run dnstest
 		DatabaseURL:       databaseURL(t, dataDir),
 		ReconcileInterval: reconcile,
 		Forges:            providers.All(logger),

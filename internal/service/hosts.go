@@ -106,7 +106,17 @@ func (s *Service) claimGeneratedHost(ctx context.Context, tx *store.Tx, svc slip
 	if err != nil {
 		return fmt.Errorf("generated host: %w", err)
 	}
-	return tx.SetGeneratedHost(ctx, svc.OrgID, svc.ID, kind, host)
+	err = tx.SetGeneratedHost(ctx, svc.OrgID, svc.ID, kind, host)
+	if kind == slipway.HostProject && slipway.ErrorCodeOf(err) == slipway.ECodeHostTaken {
+		// Legacy Project hosts carry no organisation label: where two
+		// organisations had a Project and Service of the same names, the
+		// older Service keeps the host and this one answers at its
+		// generated host once its Project is migrated.
+		s.log.Warn("legacy project host held by an older service of another organisation; migrate the project to give this service a host",
+			"service", svc.ID, "host", host)
+		return tx.MarkHostsClaimed(ctx, svc.OrgID, svc.ID)
+	}
+	return err
 }
 
 // reclaimGeneratedHosts re-derives the generated hosts of every Service

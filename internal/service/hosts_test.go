@@ -307,3 +307,40 @@ func TestDomainOwnership(t *testing.T) {
 		t.Errorf("B verifies a released domain it proves: %+v %v", v, err)
 	}
 }
+
+// TestLegacyProjectHostsOfTwoOrganisations: two organisations with a
+// legacy Project and Service of the same names (their hosts carry no
+// organisation label) do not stop the start-up pass; the older Service
+// keeps the host.
+func TestLegacyProjectHostsOfTwoOrganisations(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	var ids []string
+	for _, a := range []service.Actor{e.a, e.b} {
+		p := slipway.Project{OrgID: a.OrgID, Name: "Legacy Shop"}
+		if err := e.st.CreateProject(ctx, &p); err != nil {
+			t.Fatal(err)
+		}
+		old := slipway.Service{OrgID: a.OrgID, ProjectID: p.ID, Name: "web", Type: slipway.ServiceDocker, Image: "example/web"}
+		if err := e.st.CreateService(ctx, &old); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, old.ID)
+	}
+	for range 2 {
+		if err := e.svc.EnsureHostClaims(ctx); err != nil {
+			t.Fatalf("start-up pass: %v", err)
+		}
+	}
+	claim, err := e.st.GetHostClaim(ctx, "web.legacy-shop.apps.example.com")
+	if err != nil || claim.ServiceID != ids[0] {
+		t.Errorf("legacy host held by %+v (%v), want the older service %s", claim, err, ids[0])
+	}
+	younger, err := e.st.GetService(ctx, e.b.OrgID, ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, err := e.svc.RoutableHosts(ctx, younger); err != nil || len(hosts) != 0 {
+		t.Errorf("the younger legacy service routes %v (%v), want nothing and no error", hosts, err)
+	}
+}

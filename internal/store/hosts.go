@@ -89,9 +89,14 @@ func (q *queries) SetGeneratedHost(ctx context.Context, orgID, serviceID string,
 		if err := q.ClaimHost(ctx, slipway.HostClaim{Host: host, OrgID: orgID, ServiceID: serviceID, Kind: kind}); err != nil {
 			return err
 		}
-		return wrapErr("mark hosts claimed", q.execOne(ctx, "service", serviceID,
-			`UPDATE services SET hosts_claimed = TRUE WHERE org_id = ? AND id = ?`, orgID, serviceID))
+		return q.MarkHostsClaimed(ctx, orgID, serviceID)
 	})
+}
+
+// MarkHostsClaimed records that the start-up pass has seen the Service.
+func (q *queries) MarkHostsClaimed(ctx context.Context, orgID, serviceID string) error {
+	return wrapErr("mark hosts claimed", q.execOne(ctx, "service", serviceID,
+		`UPDATE services SET hosts_claimed = TRUE WHERE org_id = ? AND id = ?`, orgID, serviceID))
 }
 
 // replaceDomains makes domains the Service's requested custom domains.

@@ -1,0 +1,329 @@
+// Package apispec checks provider clients and their test fakes against
+// the providers' own published API descriptions, so a fake cannot drift
+// from the real API. A provider test loads its trimmed copy of the
+// document (testdata/openapi.json, made by Trim from the published file)
+// and sends every request through a Transport: the request is validated
+// (method, path template, server host, query, body; deprecated operations
+// fail) before it reaches the fake, and the fake's answer is validated
+// against the response schema before the client sees it.
+//
+// It is test support: only _test.go files import it.
+package apispec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi2"
+	"github.com/getkin/kin-openapi/openapi2conv"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// Allowed is an operation a provider documents only in prose, absent from
+// its machine-readable description. Every entry names the page it was
+// built from.
+type Allowed struct {
+	Method string
+	Path   string // a regular expression over the request's escaped URL path
+	Page   string // the documentation page the client follows
+}
+
+// Document is one provider's API description, ready to route requests.
+type Document struct {
+	Name   string
+	Source Source
+	doc    *openapi3.T
+	router routers.Router
+	allow  []allowed
+	ops    []Op
+
+	mu   sync.Mutex
+	used map[string]bool // Op.String() or "allowed: METHOD PATH", by every transport
+}
+
+type allowed struct {
+	Allowed
+	re *regexp.Regexp
+}
+
+// Load reads a trimmed document (OpenAPI 3, or Swagger 2 converted to it).
+func Load(t testing.TB, path string, allow ...Allowed) *Document {
+	t.Helper()
+	d, err := LoadFile(path, allow...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// LoadFile is Load for a package-level document (TestMain checks what it
+// saw exercised: Unused).
+func LoadFile(path string, allow ...Allowed) (*Document, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("apispec: %w", err)
+	}
+	raw = bytes.TrimPrefix(raw, bom)
+	var head struct {
+		Swagger string              `json:"swagger"`
+		Source  Source              `json:"x-slipway-source"`
+		Paths   map[string]pathJSON `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, fmt.Errorf("apispec: %s: %w", path, err)
+	}
+	var doc *openapi3.T
+	if head.Swagger != "" {
+		var d2 openapi2.T
+		if err := json.Unmarshal(raw, &d2); err != nil {
+			return nil, fmt.Errorf("apispec: %s: %w", path, err)
+		}
+		if doc, err = openapi2conv.ToV3(&d2); err != nil {
+			return nil, fmt.Errorf("apispec: convert %s: %w", path, err)
+		}
+	} else if doc, err = openapi3.NewLoader().LoadFromData(raw); err != nil {
+		return nil, fmt.Errorf("apispec: %s: %w", path, err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("apispec: route %s: %w", path, err)
+	}
+	d := &Document{Name: doc.Info.Title, Source: head.Source, doc: doc, router: router, used: map[string]bool{}}
+	for _, a := range allow {
+		d.allow = append(d.allow, allowed{Allowed: a, re: regexp.MustCompile("^" + a.Path + "$")})
+	}
+	for p, item := range head.Paths {
+		for m := range item {
+			if m != "parameters" {
+				d.ops = append(d.ops, Op{Method: strings.ToUpper(m), Path: p})
+			}
+		}
+	}
+	sort.Slice(d.ops, func(i, j int) bool { return d.ops[i].String() < d.ops[j].String() })
+	return d, nil
+}
+
+type pathJSON map[string]json.RawMessage
+
+// Operations lists the document's operations, sorted.
+func (d *Document) Operations() []Op { return append([]Op(nil), d.ops...) }
+
+// Operation returns the document's description of op (summary,
+// operationId, deprecation), or nil.
+func (d *Document) Operation(op Op) *openapi3.Operation {
+	item := d.doc.Paths.Find(op.Path)
+	if item == nil {
+		return nil
+	}
+	return item.GetOperation(op.Method)
+}
+
+// Transport is an http.RoundTripper that validates every request against
+// a Document and delivers it to a local fake instead of the real host.
+// Failures are test errors; the request then gets a 599 so the client
+// fails too and nothing passes by accident.
+type Transport struct {
+	t      testing.TB
+	doc    *Document
+	target *url.URL
+	next   http.RoundTripper
+}
+
+// NewTransport routes every validated request to target (an httptest
+// server's URL), keeping the original Host so the fake can check it.
+func (d *Document) NewTransport(t testing.TB, target string) *Transport {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("apispec: target %q: %v", target, err)
+	}
+	return &Transport{t: t, doc: d, target: u, next: http.DefaultTransport}
+}
+
+// Client returns an *http.Client whose every request goes through tr.
+func (tr *Transport) Client() *http.Client { return &http.Client{Transport: tr} }
+
+// Unused lists the document's operations and allow-list entries no
+// transport has seen a request for.
+func (d *Document) Unused() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, op := range d.ops {
+		if !d.used[op.String()] {
+			out = append(out, op.String())
+		}
+	}
+	for _, a := range d.allow {
+		if k := "allowed: " + a.Method + " " + a.Path; !d.used[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (tr *Transport) fail(req *http.Request, format string, args ...any) (*http.Response, error) {
+	tr.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	tr.t.Errorf("apispec %s: %s %s: %s", tr.doc.Name, req.Method, req.URL.Redacted(), msg)
+	return &http.Response{
+		StatusCode: 599, Status: "599 not in the published API description",
+		Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(strings.NewReader(msg)), Request: req,
+	}, nil
+}
+
+// RoundTrip implements http.RoundTripper.
+func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tr.t.Helper()
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	check := req.Clone(req.Context())
+	check.Body = io.NopCloser(bytes.NewReader(body))
+	route, params, err := tr.doc.router.FindRoute(check)
+	var input *openapi3filter.RequestValidationInput
+	switch {
+	case err == nil:
+		op := Op{Method: req.Method, Path: route.Path}
+		if route.Operation.Deprecated {
+			return tr.fail(req, "%s is deprecated in the published description", op)
+		}
+		input = &openapi3filter.RequestValidationInput{
+			Request: check, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+		}
+		if err := openapi3filter.ValidateRequest(context.Background(), input); err != nil {
+			return tr.fail(req, "request does not match %s: %v", op, err)
+		}
+		tr.mark(op.String())
+	default:
+		a, ok := tr.allowed(req)
+		if !ok {
+			return tr.fail(req, "no operation of the published description matches (%v)", err)
+		}
+		tr.mark("allowed: " + a.Method + " " + a.Path)
+	}
+
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	out.Host = req.URL.Host
+	out.URL.Scheme, out.URL.Host = tr.target.Scheme, tr.target.Host
+	resp, err := tr.next.RoundTrip(out)
+	if err != nil {
+		return nil, err
+	}
+	resp.Request = req
+	if input == nil {
+		return resp, nil
+	}
+	raw, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	if err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: input, Status: resp.StatusCode, Header: resp.Header,
+		Body:    io.NopCloser(bytes.NewReader(raw)),
+		Options: &openapi3filter.Options{MultiError: true},
+	}); err != nil {
+		tr.t.Errorf("apispec %s: the fake's %d answer to %s %s does not match the description: %v", tr.doc.Name, resp.StatusCode, req.Method, route.Path, err)
+	}
+	return resp, nil
+}
+
+func (tr *Transport) mark(k string) {
+	tr.doc.mu.Lock()
+	tr.doc.used[k] = true
+	tr.doc.mu.Unlock()
+}
+
+func (tr *Transport) allowed(req *http.Request) (Allowed, bool) {
+	for _, a := range tr.doc.allow {
+		if a.Method == req.Method && a.re.MatchString(req.URL.EscapedPath()) {
+			return a.Allowed, true
+		}
+	}
+	return Allowed{}, false
+}
+
+// ValidateSchema checks a JSON value against the named component schema
+// ("#/components/schemas/…") of the document.
+func (d *Document) ValidateSchema(ref string, value []byte) error {
+	name, ok := strings.CutPrefix(ref, "#/components/schemas/")
+	if !ok {
+		return fmt.Errorf("apispec: %q is not a component schema", ref)
+	}
+	s := d.doc.Components.Schemas[name]
+	if s == nil || s.Value == nil {
+		return fmt.Errorf("apispec: %s has no schema %s", d.Name, name)
+	}
+	var v any
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err
+	}
+	return s.Value.VisitJSON(v, openapi3.MultiErrors())
+}
+
+// Refresh keeps a provider's trimmed document in step with the operations
+// its client calls. With SLIPWAY_PROVIDER_SPECS naming the directory of
+// the published files (their layout as published: bitbucket/swagger.v3.json,
+// …), it rewrites trimmed from published; otherwise it fails when the
+// trimmed document's operations differ from ops, naming the command that
+// regenerates it.
+func Refresh(t testing.TB, trimmed, published string, src Source, ops []Op) {
+	t.Helper()
+	if dir := os.Getenv("SLIPWAY_PROVIDER_SPECS"); dir != "" {
+		full, err := os.ReadFile(dir + "/" + published)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.File = published
+		out, err := Trim(full, src, ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(trimmed, append(out, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := Load(t, trimmed)
+	want := map[string]bool{}
+	for _, op := range ops {
+		want[Op{Method: strings.ToUpper(op.Method), Path: op.Path}.String()] = true
+	}
+	var got []string
+	for _, op := range d.Operations() {
+		got = append(got, op.String())
+		if !want[op.String()] {
+			t.Errorf("%s has %s, which the client no longer calls", trimmed, op)
+		}
+		delete(want, op.String())
+	}
+	for op := range want {
+		t.Errorf("%s lacks %s", trimmed, op)
+	}
+	if t.Failed() {
+		t.Logf("regenerate: SLIPWAY_PROVIDER_SPECS=/path/to/specs go test -run '^%s$' (in this package)", t.Name())
+	}
+}

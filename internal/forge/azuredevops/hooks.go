@@ -192,7 +192,12 @@ func (p *Provider) ParseHookEvents(header http.Header, body []byte, secret strin
 			continue
 		}
 		if !push.Deleted {
-			push.Head = slipway.Commit{SHA: u.NewObjectID}
+			// A branch's newObjectId is a commit. A tag's may be an
+			// annotated tag object, and the payload has no peeled commit:
+			// Head stays empty and the service asks the refs API.
+			if push.Branch != "" {
+				push.Head = slipway.Commit{SHA: u.NewObjectID}
+			}
 			for _, c := range pl.Resource.Commits {
 				if c.CommitID == u.NewObjectID {
 					push.Head = slipway.Commit{SHA: c.CommitID, Message: c.Comment, Author: c.Author.Name, URL: c.URL}

@@ -222,7 +222,13 @@ func parsePush(pl hookPayload, tagPush bool) (*slipway.PushEvent, slipway.EventK
 		push.ChangedFilesComplete = false
 		return push, kind, nil
 	}
-	head := pl.After
+	// checkout_sha is the commit; for an annotated tag after is the tag
+	// object. Without checkout_sha only a branch's after is known to be a
+	// commit.
+	head := ""
+	if kind == slipway.EventPush {
+		head = pl.After
+	}
 	if pl.CheckoutSHA != nil && *pl.CheckoutSHA != "" {
 		head = *pl.CheckoutSHA
 	}

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/forge/azuredevops"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
@@ -297,5 +299,23 @@ func TestNewestMatchingTag(t *testing.T) {
 		if got := service.NewestMatchingTag(c.pattern, c.tags); got != c.want {
 			t.Errorf("NewestMatchingTag(%q, %v) = %q, want %q", c.pattern, c.tags, got, c.want)
 		}
+	}
+}
+
+// TestConnectRefusesAnHTTPHookTargetForAzureDevOps: Azure DevOps would
+// refuse every service hook to an http public URL, so connect refuses
+// first, with the fix, and saves nothing.
+func TestConnectRefusesAnHTTPHookTargetForAzureDevOps(t *testing.T) {
+	_, svc, admin := newTestService(t, map[slipway.Provider]forge.Provider{slipway.ProviderAzureDevOps: azuredevops.New(nil)}, pinJobs{},
+		service.Config{PublicURL: "http://slipway.example.test", BaseDomain: "apps.example.test"})
+	// A loopback organisation URL: were the check ever skipped, the
+	// provider's call would stay on this machine and fail.
+	_, err := svc.Connect(context.Background(), admin, service.ConnectInput{Provider: slipway.ProviderAzureDevOps, BaseURL: "https://127.0.0.1:1/acme", Token: "pat"})
+	e, ok := slipway.AsError(err)
+	if !ok || e.Code != slipway.ECodeInvalid || !strings.Contains(e.Fix, "https") {
+		t.Fatalf("connect with an http public URL = %v, want invalid with an https fix", err)
+	}
+	if all, _ := svc.ListIntegrations(context.Background(), admin); len(all) != 0 {
+		t.Errorf("integrations saved: %v", all)
 	}
 }

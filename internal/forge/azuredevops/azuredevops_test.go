@@ -235,3 +235,69 @@ func TestCloneCredentials(t *testing.T) {
 		t.Errorf("credentials %s %s, %v", cred.URL, cred.Username, err)
 	}
 }
+
+// TestAPIVersionPerServer: Azure DevOps Server 2020 knows api-version 6.0
+// at most and 2022 7.0; an unconfigured integration negotiates down once
+// and keeps the version, a configured one is used as is.
+func TestAPIVersionPerServer(t *testing.T) {
+	ctx := context.Background()
+	for _, max := range []string{"6.0", "7.0", ""} {
+		f := newFake(t)
+		f.maxVersion = max
+		p := New(nil)
+		if _, err := p.Check(ctx, conn(f)); err != nil {
+			t.Fatalf("server up to %q: %v", max, err)
+		}
+		want := max
+		if want == "" {
+			want = "7.1"
+		}
+		f.mu.Lock()
+		f.requests = nil
+		f.mu.Unlock()
+		if _, err := p.ListRepos(ctx, conn(f), forge.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		for _, r := range f.requests {
+			if !strings.Contains(r.Query, "api-version="+want) {
+				t.Errorf("server up to %q: %s %s?%s after negotiation, want api-version %s from the first call", max, r.Method, r.Path, r.Query, want)
+			}
+		}
+		f.mu.Unlock()
+	}
+
+	// Configured: 7.0 is sent as is, to a server that accepts it.
+	f := newFake(t)
+	f.maxVersion = "7.0"
+	c := conn(f)
+	c.Integration.Settings = map[string]string{"api_version": "7.0"}
+	if _, err := New(nil).ListRepos(ctx, c, forge.ListOptions{}); err != nil || !strings.Contains(f.last().Query, "api-version=7.0") {
+		t.Errorf("configured 7.0: %v, last query %s", err, f.last().Query)
+	}
+	// Configured and wrong: the server's refusal is reported, not hidden
+	// by a silent downgrade.
+	c.Integration.Settings["api_version"] = "7.1"
+	if _, err := New(nil).ListRepos(ctx, c, forge.ListOptions{}); slipway.ErrorCodeOf(err) != slipway.ECodeProviderError {
+		t.Errorf("configured 7.1 on a 7.0 server: %v, want provider_error", err)
+	}
+	c.Integration.Settings["api_version"] = "5.1"
+	if _, err := New(nil).ListRepos(ctx, c, forge.ListOptions{}); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+		t.Errorf("configured 5.1: %v, want invalid", err)
+	}
+}
+
+// TestHookTargetMustBeHTTPS: basic-auth service hooks go only to https.
+func TestHookTargetMustBeHTTPS(t *testing.T) {
+	p := New(nil)
+	if err := p.CheckHookTarget("https://slipway.example.test/hooks/azuredevops/int_1"); err != nil {
+		t.Errorf("https target refused: %v", err)
+	}
+	for _, bad := range []string{"http://slipway.example.test/hooks/azuredevops/int_1", "http://127.0.0.1:8080/hooks/azuredevops/int_1", "/hooks/azuredevops/int_1", "https:///x"} {
+		err := p.CheckHookTarget(bad)
+		e, ok := slipway.AsError(err)
+		if !ok || e.Code != slipway.ECodeInvalid || !strings.Contains(e.Fix, "https") {
+			t.Errorf("CheckHookTarget(%q) = %v, want invalid with an https fix", bad, err)
+		}
+	}
+}

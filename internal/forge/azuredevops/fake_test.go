@@ -21,6 +21,9 @@ type fakeAzureDevOps struct {
 	mu       sync.Mutex
 	requests []recorded
 	override map[string]http.HandlerFunc
+	// maxVersion, when set, is the newest api-version the fake server
+	// knows, as on Azure DevOps Server (2022: 7.0, 2020: 6.0).
+	maxVersion string
 }
 
 type recorded struct {
@@ -70,6 +73,14 @@ func (f *fakeAzureDevOps) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("api-version") == "" {
 		f.t.Errorf("%s %s without api-version", r.Method, path)
+	}
+	if v := strings.TrimSuffix(q.Get("api-version"), "-preview"); f.maxVersion != "" && v > f.maxVersion {
+		// What Azure DevOps Server answers for a version it does not know.
+		writeJSON(w, http.StatusBadRequest, map[string]any{"$id": "1", "innerException": nil,
+			"message":  "The requested REST API version of " + v + " is out of range for this server. The latest REST API version this server supports is " + f.maxVersion + ".",
+			"typeName": "Microsoft.VisualStudio.Services.WebApi.VssVersionOutOfRangeException, Microsoft.VisualStudio.Services.WebApi",
+			"typeKey":  "VssVersionOutOfRangeException", "errorCode": 0, "eventId": 3000})
+		return
 	}
 	for prefix, h := range f.override {
 		if strings.HasPrefix(path, prefix) {

@@ -214,3 +214,18 @@ func (p *Provider) ParseHookEvents(header http.Header, body []byte, secret strin
 	}
 	return evs, nil
 }
+
+var _ forge.HookTargetChecker = (*Provider)(nil)
+
+// CheckHookTarget implements forge.HookTargetChecker: Azure DevOps sends a
+// service hook with basic authentication only to an https URL, so an http
+// public URL could never receive a delivery.
+func (*Provider) CheckHookTarget(hookURL string) error {
+	u, err := url.Parse(hookURL)
+	if err == nil && u.Scheme == "https" && u.Host != "" {
+		return nil
+	}
+	return fmt.Errorf("azuredevops: %w", slipway.Errorf(slipway.ECodeInvalid,
+		"Azure DevOps sends service hooks with basic authentication only to https URLs, and Slipway would receive them at %q", hookURL).
+		WithFix("Serve Slipway over https (--tls acme or a TLS proxy) and set --public-url to its https:// address, then connect again"))
+}

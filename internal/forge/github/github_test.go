@@ -40,6 +40,14 @@ func TestAPIBase(t *testing.T) {
 		"https://ghe.example.com/":        "https://ghe.example.com/api/v3/",
 		"https://ghe.example.com/api/v3":  "https://ghe.example.com/api/v3/",
 		"https://ghe.example.com/api/v3/": "https://ghe.example.com/api/v3/",
+		// GitHub Enterprise Cloud with data residency: no /api/v3.
+		"https://octo-corp.ghe.com":      "https://api.octo-corp.ghe.com/",
+		"https://octo-corp.ghe.com/":     "https://api.octo-corp.ghe.com/",
+		"https://api.octo-corp.ghe.com":  "https://api.octo-corp.ghe.com/",
+		"https://OCTO-corp.GHE.com":      "https://api.octo-corp.ghe.com/",
+		"https://a.b.ghe.com":            "https://a.b.ghe.com/api/v3/", // not a tenant host: a GHES name
+		"https://ghe.com":                "https://ghe.com/api/v3/",
+		"https://octo-corp.ghe.com.evil": "https://octo-corp.ghe.com.evil/api/v3/",
 	} {
 		got, err := APIBase(in)
 		if err != nil || got != want {
@@ -54,6 +62,9 @@ func TestAPIBase(t *testing.T) {
 	}
 	if got := WebBase(DefaultAPIBase); got != "https://github.com" {
 		t.Errorf("WebBase(github.com) = %q", got)
+	}
+	if got := WebBase("https://api.octo-corp.ghe.com/"); got != "https://octo-corp.ghe.com" {
+		t.Errorf("WebBase(ghe.com) = %q", got)
 	}
 }
 

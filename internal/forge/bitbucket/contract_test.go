@@ -3,10 +3,7 @@ package bitbucket
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -40,24 +37,11 @@ const specFile = "testdata/openapi.json"
 
 // apiDoc is the trimmed description every test's transport validates
 // against; loaded once, shared so TestMain can see what was exercised.
-var apiDoc = func() *apispec.Document {
-	d, err := apispec.LoadFile(specFile)
-	if err != nil {
-		panic(err)
-	}
-	return d
-}()
+// apiDoc is the trimmed description every test's transport validates
+// against; shared so TestMain can see what was exercised.
+var apiDoc = apispec.MustLoad(specFile)
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 && flag.Lookup("test.run").Value.String() == "" {
-		for _, op := range apiDoc.Unused() {
-			fmt.Fprintf(os.Stderr, "FAIL: no test exercises %s of the Bitbucket description\n", op)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { apispec.Main(m, apiDoc) }
 
 func TestAPIDescription(t *testing.T) {
 	apispec.Refresh(t, specFile, "bitbucket/swagger.v3.json", apispec.Source{
@@ -93,18 +77,6 @@ func TestAPITokenScopesMatchDocument(t *testing.T) {
 	}
 }
 
-// recordingTB collects a transport's failures instead of failing the
-// test, so a test can assert that a request was refused.
-type recordingTB struct {
-	testing.TB
-	errs []string
-}
-
-func (r *recordingTB) Errorf(format string, args ...any) {
-	r.errs = append(r.errs, fmt.Sprintf(format, args...))
-}
-func (r *recordingTB) Helper() {}
-
 // TestRequestsOffTheAPIHostAreRefused: the description's only server is
 // https://api.bitbucket.org/2.0, so a request to the web host, to plain
 // http, or to a look-alike never reaches the fake.
@@ -118,15 +90,15 @@ func TestRequestsOffTheAPIHostAreRefused(t *testing.T) {
 		"https://api.bitbucket.org/2.0/repositories?role=member", // removed: CHANGE-2770
 		"https://api.bitbucket.org/2.0/workspaces",               // deprecated
 	} {
-		rec := &recordingTB{TB: t}
+		rec := &apispec.Recorder{TB: t}
 		cl := apiDoc.NewTransport(rec, f.srv.URL).Client()
 		resp, err := cl.Get(target)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 599 || len(rec.errs) == 0 {
-			t.Errorf("%s: status %d, errors %q; want it refused", target, resp.StatusCode, rec.errs)
+		if resp.StatusCode != 599 || len(rec.Errors) == 0 {
+			t.Errorf("%s: status %d, errors %q; want it refused", target, resp.StatusCode, rec.Errors)
 		}
 	}
 	f.mu.Lock()

@@ -17,6 +17,7 @@ func conn(f *fakeGitLab, method slipway.AuthMethod) *forge.Conn {
 	return &forge.Conn{
 		Integration: slipway.Integration{Provider: slipway.ProviderGitLab, AuthMethod: method, BaseURL: f.srv.URL},
 		Secret:      forge.Secret{Token: testToken},
+		HTTP:        f.http,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v4"
 )
 
 // Op names one operation of a document: an HTTP method and the path
@@ -38,8 +40,8 @@ const sourceKey = "x-slipway-source"
 func Trim(full []byte, src Source, ops []Op) ([]byte, error) {
 	sum := sha256.Sum256(full)
 	src.SHA256 = hex.EncodeToString(sum[:])
-	var doc map[string]any
-	if err := json.Unmarshal(bytes.TrimPrefix(full, bom), &doc); err != nil {
+	doc, err := decode(bytes.TrimPrefix(full, bom))
+	if err != nil {
 		return nil, fmt.Errorf("apispec: decode %s: %w", src.File, err)
 	}
 	paths, _ := doc["paths"].(map[string]any)
@@ -109,6 +111,28 @@ func Trim(full []byte, src Source, ops []Op) ([]byte, error) {
 }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// decode reads a JSON document, or a YAML one (GitLab publishes YAML) as
+// the JSON it stands for.
+func decode(raw []byte) (map[string]any, error) {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		var y any
+		if err := yaml.Unmarshal(raw, &y); err != nil {
+			return nil, err
+		}
+		// Round-trip through JSON so every map is a map[string]any.
+		j, err := json.Marshal(y)
+		if err != nil {
+			return nil, err
+		}
+		raw = j
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
 
 func stripExamples(v any) {
 	switch t := v.(type) {

@@ -17,6 +17,7 @@ func conn(f *fakeAzureDevOps) *forge.Conn {
 	return &forge.Conn{
 		Integration: slipway.Integration{Provider: slipway.ProviderAzureDevOps, AuthMethod: slipway.AuthToken, BaseURL: f.srv.URL + "/org"},
 		Secret:      forge.Secret{Token: testPAT},
+		HTTP:        f.http,
 	}
 }
 
@@ -298,6 +299,50 @@ func TestHookTargetMustBeHTTPS(t *testing.T) {
 		e, ok := slipway.AsError(err)
 		if !ok || e.Code != slipway.ECodeInvalid || !strings.Contains(e.Fix, "https") {
 			t.Errorf("CheckHookTarget(%q) = %v, want invalid with an https fix", bad, err)
+		}
+	}
+}
+
+// TestEveryCallOnServer runs every call Slipway makes against a Server
+// 2020 (6.0) and a Server 2022 (7.0) fake: after negotiation each request
+// is validated against that version's published description.
+func TestEveryCallOnServer(t *testing.T) {
+	ctx := context.Background()
+	for _, max := range []string{"6.0", "7.0"} {
+		f := newFake(t)
+		f.maxVersion = max
+		p, c := New(nil), conn(f)
+		repo := forge.Repo{ID: repoGUID(1), FullName: "Alpha/svc-1"}
+		if _, err := p.Check(ctx, c); err != nil {
+			t.Fatalf("%s: Check: %v", max, err)
+		}
+		if _, err := p.ListRepos(ctx, c, forge.ListOptions{}); err != nil {
+			t.Errorf("%s: ListRepos: %v", max, err)
+		}
+		if _, err := p.GetRepo(ctx, c, repoGUID(1)); err != nil {
+			t.Errorf("%s: GetRepo: %v", max, err)
+		}
+		if _, err := p.ListRefs(ctx, c, repo); err != nil {
+			t.Errorf("%s: ListRefs: %v", max, err)
+		}
+		if _, err := p.ResolveRef(ctx, c, repo, "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"); err != nil {
+			t.Errorf("%s: ResolveRef(sha): %v", max, err)
+		}
+		if _, err := p.ChangedFiles(ctx, c, repo, "aaaa", "bbbb"); err != nil {
+			t.Errorf("%s: ChangedFiles: %v", max, err)
+		}
+		id, err := p.InstallHook(ctx, c, repo, forge.HookConfig{URL: "https://slipway.example.test/hooks/azuredevops/int_1", Secret: "per-hook"})
+		if err != nil {
+			t.Errorf("%s: InstallHook: %v", max, err)
+		}
+		if err := p.RemoveHook(ctx, c, repo, id); err != nil {
+			t.Errorf("%s: RemoveHook: %v", max, err)
+		}
+		if err := p.SetCommitStatus(ctx, c, repo, "b1b1", forge.CommitStatus{State: forge.StatusPending, Context: "slipway/production/web"}); err != nil {
+			t.Errorf("%s: SetCommitStatus: %v", max, err)
+		}
+		if q := f.last().Query; !strings.Contains(q, "api-version="+max) {
+			t.Errorf("%s: last call's query %q", max, q)
 		}
 	}
 }

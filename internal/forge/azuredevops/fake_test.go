@@ -18,6 +18,7 @@ const testPAT = "azdo-contract-pat"
 type fakeAzureDevOps struct {
 	t        *testing.T
 	srv      *httptest.Server
+	http     *http.Client // validates every request against the published descriptions, then reaches srv
 	mu       sync.Mutex
 	requests []recorded
 	override map[string]http.HandlerFunc
@@ -35,6 +36,7 @@ func newFake(t *testing.T) *fakeAzureDevOps {
 	f := &fakeAzureDevOps{t: t, override: map[string]http.HandlerFunc{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
+	f.http = newVersionedTransport(t, f.srv.URL)
 	return f
 }
 
@@ -158,7 +160,7 @@ func (f *fakeAzureDevOps) refs(w http.ResponseWriter, q map[string][]string) {
 		{"name": "refs/heads/feature/login", "objectId": "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2"},
 		{"name": "refs/tags/v1.0.0", "objectId": "aaaa1111aaaa1111aaaa1111aaaa1111aaaa1111", "peeledObjectId": "d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3"},
 	}
-	var match []any
+	match := []any{} // an empty list is [], never null
 	for _, r := range all {
 		if strings.HasPrefix(r["name"].(string), "refs/"+get("filter")) {
 			match = append(match, r)

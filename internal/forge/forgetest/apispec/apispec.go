@@ -57,11 +57,21 @@ type Deviation struct {
 	Why   string // what the real API does instead, and the page that says so
 }
 
-// Option is an Allowed operation or a Deviation.
+// Envelope says that list answers wrap the array the description shows in
+// an object member (Azure DevOps answers {"count": n, "value": [...]}
+// where its descriptions show the bare array); that member is validated
+// against the array schema.
+type Envelope struct {
+	Member string
+	Why    string
+}
+
+// Option is an Allowed operation, a Deviation or an Envelope.
 type Option interface{ apispecOption() }
 
 func (Allowed) apispecOption()   {}
 func (Deviation) apispecOption() {}
+func (Envelope) apispecOption()  {}
 
 // Document is one provider's API description, ready to route requests.
 type Document struct {
@@ -71,8 +81,13 @@ type Document struct {
 	router routers.Router
 	allow  []allowed
 	devs   []Deviation
+	// envelope is the member list answers wrap their array in (Envelope).
+	envelope string
 	ops    []Op
 	server *url.URL // the document's first server, for Transport.AnyHost
+	// aliases maps a route made without an optional path segment to the
+	// documented path template (routeOptionalSegments).
+	aliases map[string]string
 
 	mu   sync.Mutex
 	used map[string]bool // Op.String() or "allowed: METHOD PATH", by every transport
@@ -121,11 +136,12 @@ func LoadFile(path string, opts ...Option) (*Document, error) {
 	} else if doc, err = openapi3.NewLoader().LoadFromData(raw); err != nil {
 		return nil, fmt.Errorf("apispec: %s: %w", path, err)
 	}
+	aliases := routeOptionalSegments(doc)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("apispec: route %s: %w", path, err)
 	}
-	d := &Document{Name: doc.Info.Title, Source: head.Source, doc: doc, router: router, used: map[string]bool{}}
+	d := &Document{Name: doc.Info.Title, Source: head.Source, doc: doc, router: router, used: map[string]bool{}, aliases: aliases}
 	if len(doc.Servers) > 0 {
 		if d.server, err = url.Parse(doc.Servers[0].URL); err != nil {
 			return nil, fmt.Errorf("apispec: %s server: %w", path, err)
@@ -137,6 +153,8 @@ func LoadFile(path string, opts ...Option) (*Document, error) {
 			d.allow = append(d.allow, allowed{Allowed: o, re: regexp.MustCompile("^" + o.Path + "$")})
 		case Deviation:
 			d.devs = append(d.devs, o)
+		case Envelope:
+			d.envelope = o.Member
 		}
 	}
 	for p, item := range head.Paths {
@@ -151,6 +169,55 @@ func LoadFile(path string, opts ...Option) (*Document, error) {
 }
 
 type pathJSON map[string]json.RawMessage
+
+// routeOptionalSegments adds, for every path parameter the document marks
+// x-ms-required: false (Azure DevOps' {project}), the same operations
+// without that segment: the API answers them at organisation level, and
+// that is the form the documents describe with the flag. It returns the
+// added paths with the documented path each stands for.
+func routeOptionalSegments(doc *openapi3.T) map[string]string {
+	aliases := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		optional := ""
+		for _, op := range item.Operations() {
+			for _, p := range append(append(openapi3.Parameters{}, item.Parameters...), op.Parameters...) {
+				if p.Value != nil && p.Value.In == "path" && p.Value.Extensions["x-ms-required"] == false {
+					optional = p.Value.Name
+				}
+			}
+		}
+		short := strings.Replace(path, "/{"+optional+"}", "", 1)
+		if optional == "" || short == path || doc.Paths.Value(short) != nil {
+			continue
+		}
+		without := func(ps openapi3.Parameters) openapi3.Parameters {
+			var out openapi3.Parameters
+			for _, p := range ps {
+				if p.Value == nil || p.Value.In != "path" || p.Value.Name != optional {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+		alias := &openapi3.PathItem{Parameters: without(item.Parameters), Servers: item.Servers}
+		for method, op := range item.Operations() {
+			cp := *op
+			cp.Parameters = without(op.Parameters)
+			alias.SetOperation(method, &cp)
+		}
+		doc.Paths.Set(short, alias)
+		aliases[short] = path
+	}
+	return aliases
+}
+
+// documented is the document's path template for a routed path.
+func (d *Document) documented(route string) string {
+	if p, ok := d.aliases[route]; ok {
+		return p
+	}
+	return route
+}
 
 // Operations lists the document's operations, sorted.
 func (d *Document) Operations() []Op { return append([]Op(nil), d.ops...) }
@@ -171,7 +238,7 @@ func (d *Document) Operation(op Op) *openapi3.Operation {
 // fails too and nothing passes by accident.
 type Transport struct {
 	t      testing.TB
-	doc    *Document
+	docs   []*Document // a provider may publish one document per API area
 	target *url.URL
 	next   http.RoundTripper
 	// AnyHost matches requests as if sent to the document's server, for
@@ -185,11 +252,37 @@ type Transport struct {
 // NewTransport routes every validated request to target (an httptest
 // server's URL), keeping the original Host so the fake can check it.
 func (d *Document) NewTransport(t testing.TB, target string) *Transport {
+	return NewTransport(t, target, d)
+}
+
+// NewTransport is Document.NewTransport for a provider whose API is
+// described by several documents (Azure DevOps: Git, Service Hooks): a
+// request must match an operation of one of them.
+func NewTransport(t testing.TB, target string, docs ...*Document) *Transport {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatalf("apispec: target %q: %v", target, err)
 	}
-	return &Transport{t: t, doc: d, target: u, next: http.DefaultTransport}
+	return &Transport{t: t, docs: docs, target: u, next: http.DefaultTransport}
+}
+
+// find routes req to an operation of one of the documents.
+func (tr *Transport) find(req *http.Request) (*Document, *routers.Route, map[string]string, *http.Request, error) {
+	var firstErr error
+	for _, d := range tr.docs {
+		check := req.Clone(req.Context())
+		if tr.AnyHost && d.server != nil {
+			check.URL.Scheme, check.URL.Host, check.Host = d.server.Scheme, d.server.Host, d.server.Host
+		}
+		route, params, err := d.router.FindRoute(check)
+		if err == nil {
+			return d, route, params, check, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, nil, nil, nil, firstErr
 }
 
 // Client returns an *http.Client whose every request goes through tr.
@@ -217,7 +310,7 @@ func (d *Document) Unused() []string {
 func (tr *Transport) fail(req *http.Request, format string, args ...any) (*http.Response, error) {
 	tr.t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	tr.t.Errorf("apispec %s: %s %s: %s", tr.doc.Name, req.Method, req.URL.Redacted(), msg)
+	tr.t.Errorf("apispec %s: %s %s: %s", tr.docs[0].Name, req.Method, req.URL.Redacted(), msg)
 	return &http.Response{
 		StatusCode: 599, Status: "599 not in the published API description",
 		Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(strings.NewReader(msg)), Request: req,
@@ -236,16 +329,12 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		body = b
 	}
-	check := req.Clone(req.Context())
-	check.Body = io.NopCloser(bytes.NewReader(body))
-	if tr.AnyHost {
-		check.URL.Scheme, check.URL.Host, check.Host = tr.doc.server.Scheme, tr.doc.server.Host, tr.doc.server.Host
-	}
-	route, params, err := tr.doc.router.FindRoute(check)
+	doc, route, params, check, err := tr.find(req)
 	var input *openapi3filter.RequestValidationInput
 	switch {
 	case err == nil:
-		op := Op{Method: req.Method, Path: route.Path}
+		check.Body = io.NopCloser(bytes.NewReader(body))
+		op := Op{Method: req.Method, Path: doc.documented(route.Path)}
 		if route.Operation.Deprecated {
 			return tr.fail(req, "%s is deprecated in the published description", op)
 		}
@@ -256,13 +345,13 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := openapi3filter.ValidateRequest(context.Background(), input); err != nil {
 			return tr.fail(req, "request does not match %s: %v", op, err)
 		}
-		tr.mark(op.String())
+		doc.mark(op.String())
 	default:
-		a, ok := tr.allowed(req)
+		d, a, ok := tr.allowed(req)
 		if !ok {
 			return tr.fail(req, "no operation of the published description matches (%v)", err)
 		}
-		tr.mark("allowed: " + a.Method + " " + a.Path)
+		d.mark("allowed: " + a.Method + " " + a.Path)
 	}
 
 	out := req.Clone(req.Context())
@@ -286,12 +375,36 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	if err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: input, Status: resp.StatusCode, Header: resp.Header,
-		Body:    io.NopCloser(bytes.NewReader(raw)),
+		Body:    io.NopCloser(bytes.NewReader(doc.unwrap(route, resp.StatusCode, raw))),
 		Options: &openapi3filter.Options{MultiError: true},
-	}); err != nil && !tr.doc.forgiven(req.Method+" "+route.Path, err) {
-		tr.t.Errorf("apispec %s: the fake's %d answer to %s %s does not match the description: %v", tr.doc.Name, resp.StatusCode, req.Method, route.Path, err)
+	}); err != nil && !doc.forgiven(req.Method+" "+doc.documented(route.Path), err) {
+		tr.t.Errorf("apispec %s: the fake's %d answer to %s %s does not match the description: %v", doc.Name, resp.StatusCode, req.Method, route.Path, err)
 	}
 	return resp, nil
+}
+
+// unwrap returns the envelope member of a list answer whose documented
+// schema is an array, and any other answer as it is.
+func (d *Document) unwrap(route *routers.Route, status int, raw []byte) []byte {
+	if d.envelope == "" || route.Operation.Responses == nil {
+		return raw
+	}
+	ref := route.Operation.Responses.Status(status)
+	if ref == nil || ref.Value == nil {
+		return raw
+	}
+	mt := ref.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil || !mt.Schema.Value.Type.Is("array") {
+		return raw
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return raw
+	}
+	if member, ok := obj[d.envelope]; ok {
+		return member
+	}
+	return raw
 }
 
 // forgiven reports whether every schema failure in err is a listed
@@ -320,42 +433,45 @@ func (d *Document) forgiven(op string, err error) bool {
 // err (under prefix): an allOf or oneOf failure is the failure of one of
 // its parts.
 func schemaFailures(err error, prefix []string) []string {
-	var out []string
-	switch e := err.(type) {
-	case openapi3.MultiError:
-		for _, inner := range e {
+	var multi openapi3.MultiError
+	var se *openapi3.SchemaError
+	switch {
+	case errors.As(err, &multi):
+		var out []string
+		for _, inner := range multi {
 			out = append(out, schemaFailures(inner, prefix)...)
 		}
-	case *openapi3.SchemaError:
-		at := append(append([]string(nil), prefix...), e.JSONPointer()...)
-		var inner *openapi3.SchemaError
-		var multi openapi3.MultiError
-		// An Origin that is itself a schema failure (allOf, oneOf) is
-		// where the value failed; any other Origin (a format check) only
-		// explains this one.
-		if e.Origin != nil && (errors.As(e.Origin, &inner) || errors.As(e.Origin, &multi)) {
-			return schemaFailures(e.Origin, at)
+		return out
+	case errors.As(err, &se):
+		at := append(append([]string(nil), prefix...), se.JSONPointer()...)
+		var innerSE *openapi3.SchemaError
+		var innerMulti openapi3.MultiError
+		// An Origin that is itself a schema failure (allOf, oneOf, an
+		// item) is where the value failed; any other Origin (a format
+		// check) only explains this one.
+		if se.Origin != nil && (errors.As(se.Origin, &innerSE) || errors.As(se.Origin, &innerMulti)) {
+			return schemaFailures(se.Origin, at)
 		}
-		out = append(out, "/"+strings.Join(at, "/"))
-	default:
-		return []string{"(not a schema error: " + err.Error() + ")"}
+		return []string{"/" + strings.Join(at, "/")}
 	}
-	return out
+	return []string{"(not a schema error: " + err.Error() + ")"}
 }
 
-func (tr *Transport) mark(k string) {
-	tr.doc.mu.Lock()
-	tr.doc.used[k] = true
-	tr.doc.mu.Unlock()
+func (d *Document) mark(k string) {
+	d.mu.Lock()
+	d.used[k] = true
+	d.mu.Unlock()
 }
 
-func (tr *Transport) allowed(req *http.Request) (Allowed, bool) {
-	for _, a := range tr.doc.allow {
-		if a.Method == req.Method && a.re.MatchString(req.URL.EscapedPath()) {
-			return a.Allowed, true
+func (tr *Transport) allowed(req *http.Request) (*Document, Allowed, bool) {
+	for _, d := range tr.docs {
+		for _, a := range d.allow {
+			if a.Method == req.Method && a.re.MatchString(req.URL.EscapedPath()) {
+				return d, a.Allowed, true
+			}
 		}
 	}
-	return Allowed{}, false
+	return nil, Allowed{}, false
 }
 
 // ValidateSchema checks a JSON value against the named component schema
@@ -433,12 +549,14 @@ func MustLoad(path string, opts ...Option) *Document {
 // filter) that passed, fails when an operation or allow-list entry of doc
 // was never exercised: the trimmed document must not list what the
 // client no longer calls, nor the tests skip what it does.
-func Main(m *testing.M, doc *Document) {
+func Main(m *testing.M, docs ...*Document) {
 	code := m.Run()
 	if code == 0 && flag.Lookup("test.run").Value.String() == "" {
-		for _, op := range doc.Unused() {
-			fmt.Fprintf(os.Stderr, "FAIL: no test exercises %s of %s\n", op, doc.Name)
-			code = 1
+		for _, doc := range docs {
+			for _, op := range doc.Unused() {
+				fmt.Fprintf(os.Stderr, "FAIL: no test exercises %s of %s %s\n", op, doc.Name, doc.doc.Info.Version)
+				code = 1
+			}
 		}
 	}
 	os.Exit(code)

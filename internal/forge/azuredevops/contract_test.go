@@ -106,4 +106,3 @@ func (vt *versionedTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	}
 	return tr.RoundTrip(r)
 }
-

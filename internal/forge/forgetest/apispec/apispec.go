@@ -83,8 +83,8 @@ type Document struct {
 	devs   []Deviation
 	// envelope is the member list answers wrap their array in (Envelope).
 	envelope string
-	ops    []Op
-	server *url.URL // the document's first server, for Transport.AnyHost
+	ops      []Op
+	server   *url.URL // the document's first server, for Transport.AnyHost
 	// aliases maps a route made without an optional path segment to the
 	// documented path template (routeOptionalSegments).
 	aliases map[string]string

@@ -56,6 +56,7 @@ type issuedToken struct {
 type fakeGitHub struct {
 	t      testing.TB
 	srv    *httptest.Server
+	http   *http.Client // validates every request against GitHub's description, then reaches srv
 	key    *rsa.PrivateKey
 	keyPEM string
 	clock  *fakeClock
@@ -126,6 +127,13 @@ func newFakeGitHub(t testing.TB, repoCount int) *fakeGitHub {
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(f.srv.Close)
+	tr := apiDoc.NewTransport(t, f.srv.URL)
+	tr.AnyHost = true // GHES answers at the host it is installed on
+	// The fake's answers carry the fields the client reads, not every
+	// field GitHub's schemas require (a repository has some 80): requests
+	// are validated, answers not yet.
+	tr.RequestsOnly = true
+	f.http = tr.Client()
 	return f
 }
 
@@ -139,7 +147,7 @@ func (f *fakeGitHub) conn() *forge.Conn {
 }
 
 func (f *fakeGitHub) provider() *Provider {
-	return New(Options{HTTP: f.srv.Client(), Now: f.clock.Now})
+	return New(Options{HTTP: f.http, Now: f.clock.Now})
 }
 
 func (f *fakeGitHub) count(pattern string) int {

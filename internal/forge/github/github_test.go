@@ -95,7 +95,7 @@ func TestManifest(t *testing.T) {
 
 func TestConvertManifest(t *testing.T) {
 	f := newFakeGitHub(t, 0)
-	cfg, err := ConvertManifest(context.Background(), f.srv.Client(), f.srv.URL, "a1b2c3d4e5")
+	cfg, err := ConvertManifest(context.Background(), f.http, f.srv.URL, "a1b2c3d4e5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestConvertManifest(t *testing.T) {
 		t.Errorf("VerifyInstallation with converted App: %v", err)
 	}
 
-	_, err = ConvertManifest(context.Background(), f.srv.Client(), f.srv.URL, "expired")
+	_, err = ConvertManifest(context.Background(), f.http, f.srv.URL, "expired")
 	if slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("expired code: %v", err)
 	}
@@ -189,7 +189,7 @@ func TestTokenCacheOneMintForConcurrentCallers(t *testing.T) {
 	f := newFakeGitHub(t, 1)
 	f.mintDelay = 20 * time.Millisecond
 	app, _ := NewApp(fakeAppID, []byte(f.keyPEM), "", f.srv.URL)
-	tc := NewTokenCache(app, f.srv.Client(), f.clock.Now)
+	tc := NewTokenCache(app, f.http, f.clock.Now)
 
 	const callers = 50
 	var wg sync.WaitGroup

@@ -13,7 +13,8 @@ import (
 )
 
 // Op names one operation of a document: an HTTP method and the path
-// template exactly as the document writes it.
+// template exactly as the document writes it. Method "WEBHOOK" names an
+// entry of an OpenAPI 3.1 document's webhooks (GitHub's "push").
 type Op struct {
 	Method string `json:"method"`
 	Path   string `json:"path"`
@@ -45,13 +46,22 @@ func Trim(full []byte, src Source, ops []Op) ([]byte, error) {
 		return nil, fmt.Errorf("apispec: decode %s: %w", src.File, err)
 	}
 	paths, _ := doc["paths"].(map[string]any)
-	kept := map[string]any{}
+	hooks, _ := doc["webhooks"].(map[string]any)
+	kept, keptHooks := map[string]any{}, map[string]any{}
 	for _, op := range ops {
 		item, ok := paths[op.Path].(map[string]any)
+		m := strings.ToLower(op.Method)
+		if m == "webhook" {
+			if h, ok := hooks[op.Path].(map[string]any); ok {
+				stripExamples(h)
+				keptHooks[op.Path] = h
+				continue
+			}
+			return nil, fmt.Errorf("apispec: %s has no webhook %s", src.File, op.Path)
+		}
 		if !ok {
 			return nil, fmt.Errorf("apispec: %s has no path %s", src.File, op.Path)
 		}
-		m := strings.ToLower(op.Method)
 		if _, ok := item[m]; !ok {
 			return nil, fmt.Errorf("apispec: %s has no operation %s", src.File, op)
 		}
@@ -67,6 +77,9 @@ func Trim(full []byte, src Source, ops []Op) ([]byte, error) {
 	}
 	stripExamples(kept)
 	trimmed := map[string]any{sourceKey: src, "paths": kept}
+	if len(keptHooks) > 0 {
+		trimmed["webhooks"] = keptHooks
+	}
 	for k, v := range doc {
 		switch k {
 		case "paths", "components", "definitions", "parameters", "responses", "x-ms-paths", "x-webhooks", "webhooks", "tags":
@@ -76,7 +89,7 @@ func Trim(full []byte, src Source, ops []Op) ([]byte, error) {
 	}
 	// Copy every referenced definition, following references inside the
 	// copies until nothing new is named.
-	pending := refs(kept)
+	pending := append(refs(kept), refs(keptHooks)...)
 	if sec, ok := doc["security"]; ok {
 		trimmed["security"] = sec
 	}

@@ -117,8 +117,8 @@ func LoadFile(path string, opts ...Option) (*Document, error) {
 	}
 	raw = bytes.TrimPrefix(raw, bom)
 	var head struct {
-		Swagger string              `json:"swagger"`
-		Source  Source              `json:"x-slipway-source"`
+		Swagger  string              `json:"swagger"`
+		Source   Source              `json:"x-slipway-source"`
 		Paths    map[string]pathJSON `json:"paths"`
 		Webhooks map[string]pathJSON `json:"webhooks"`
 	}

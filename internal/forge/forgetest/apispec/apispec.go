@@ -609,3 +609,33 @@ func (r *Recorder) Errorf(format string, args ...any) {
 
 // Helper is a no-op.
 func (r *Recorder) Helper() {}
+
+// OperationsMarkdown lists a document's operations as Markdown table rows:
+// method and path, the document's operationId, and its summary.
+func (d *Document) OperationsMarkdown() string {
+	var b strings.Builder
+	for _, op := range d.ops {
+		id, summary := "", ""
+		if op.Method == "WEBHOOK" {
+			if item := d.doc.Webhooks[op.Path]; item != nil && item.Post != nil {
+				id, summary = item.Post.OperationID, firstLine(item.Post.Summary)
+			}
+		} else if o := d.Operation(op); o != nil {
+			id, summary = o.OperationID, firstLine(o.Summary)
+		}
+		fmt.Fprintf(&b, "| `%s %s` | %s | %s |\n", op.Method, op.Path, id, strings.ReplaceAll(summary, "|", "\\|"))
+	}
+	return b.String()
+}
+
+// firstLine is a summary's first sentence.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i+1]
+	}
+	return strings.TrimSpace(s)
+}
+
+// Title is the document's info.title and info.version.
+func (d *Document) Title() string { return d.doc.Info.Title + " " + d.doc.Info.Version }

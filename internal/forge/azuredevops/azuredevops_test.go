@@ -346,3 +346,21 @@ func TestEveryCallOnServer(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiRefPushGolden: one git.push delivery for a branch and an
+// annotated tag gives one event per ref; the tag's head is left for the
+// service to peel (the payload has only the tag object).
+func TestMultiRefPushGolden(t *testing.T) {
+	body, err := os.ReadFile("testdata/hooks/git_push_multi_ref.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := New(nil).ParseHookEvents(http.Header{"Authorization": {BasicAuth("k")}}, body, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[1].Kind != slipway.EventTag || evs[1].Push.Head.SHA != "" || evs[0].Push.Head.SHA == "" {
+		t.Fatalf("events = %+v", evs)
+	}
+	forgetest.CompareGolden(t, "testdata/golden/multi/git_push_multi_ref.json", evs)
+}

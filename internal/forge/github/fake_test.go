@@ -129,10 +129,19 @@ func newFakeGitHub(t testing.TB, repoCount int) *fakeGitHub {
 	t.Cleanup(f.srv.Close)
 	tr := apiDoc.NewTransport(t, f.srv.URL)
 	tr.AnyHost = true // GHES answers at the host it is installed on
-	// The fake's answers carry the fields the client reads, not every
-	// field GitHub's schemas require (a repository has some 80): requests
-	// are validated, answers not yet.
-	tr.RequestsOnly = true
+	// These answers carry the fields the client reads, not every field
+	// GitHub's schemas require (a repository alone has some 80): their
+	// requests are validated, the answers not yet.
+	for _, op := range []string{
+		"POST /app-manifests/{code}/conversions",
+		"GET /app/installations/{installation_id}",
+		"GET /installation/repositories",
+		"GET /repos/{owner}/{repo}/branches/{branch}",
+		"GET /repos/{owner}/{repo}/commits/{ref}",
+		"GET /repos/{owner}/{repo}/compare/{basehead}",
+	} {
+		tr.UncheckedAnswers[op] = "reduced to the fields the client reads"
+	}
 	f.http = tr.Client()
 	return f
 }
@@ -459,8 +468,11 @@ func (f *fakeGitHub) getTag(w http.ResponseWriter, r *http.Request, _ issuedToke
 		f.fail(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/git/tags#get-a-tag")
 		return
 	}
-	f.reply(w, http.StatusOK, map[string]any{"sha": shaTagObj, "tag": "v1.4.0", "message": "Release 1.4.0\n",
-		"object": map[string]any{"type": "commit", "sha": shaMain}, "tagger": map[string]any{"name": "Mona Lisa"}})
+	api := "https://ghe.example.test/api/v3/repos/acme/web/git/"
+	f.reply(w, http.StatusOK, map[string]any{"sha": shaTagObj, "node_id": "MDM6VGFnOTQwYmQzMzYyNDhlZmFlMGY5ZWU1YmM3YjJkNWM5ODU4ODdiMTZhYw==",
+		"url": api + "tags/" + shaTagObj, "tag": "v1.4.0", "message": "Release 1.4.0\n",
+		"object": map[string]any{"type": "commit", "sha": shaMain, "url": api + "commits/" + shaMain},
+		"tagger": map[string]any{"name": "Mona Lisa", "email": "octocat@github.com", "date": "2026-03-01T10:00:00Z"}})
 }
 
 func (f *fakeGitHub) getCommit(w http.ResponseWriter, r *http.Request, _ issuedToken) {
@@ -504,8 +516,12 @@ func (f *fakeGitHub) createStatus(w http.ResponseWriter, r *http.Request, _ issu
 	f.mu.Lock()
 	f.statusBodies = append(f.statusBodies, r.PathValue("sha")+" "+strings.TrimSpace(string(body)))
 	f.mu.Unlock()
-	var st map[string]any
-	_ = json.Unmarshal(body, &st)
-	st["id"], st["url"] = 1, "x"
-	f.reply(w, http.StatusCreated, st)
+	var in map[string]any
+	_ = json.Unmarshal(body, &in)
+	f.reply(w, http.StatusCreated, map[string]any{
+		"url": "https://ghe.example.test/api/v3/repos/acme/web/statuses/" + r.PathValue("sha"), "id": 1, "node_id": "MDY6U3RhdHVzMQ==",
+		"avatar_url": "https://ghe.example.test/images/ci.png", "state": in["state"], "description": in["description"],
+		"target_url": in["target_url"], "context": in["context"], "created_at": "2026-03-02T10:00:00Z", "updated_at": "2026-03-02T10:00:00Z",
+		"creator": nil,
+	})
 }

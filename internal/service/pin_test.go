@@ -319,3 +319,21 @@ func TestConnectRefusesAnHTTPHookTargetForAzureDevOps(t *testing.T) {
 		t.Errorf("integrations saved: %v", all)
 	}
 }
+
+// FuzzNewestMatchingTag: tag names come from the provider; whatever they
+// are, the choice is one of the matching tags and does not depend on the
+// order they were listed in.
+func FuzzNewestMatchingTag(f *testing.F) {
+	f.Add("v*", "v1.2.0", "v1.10.0", "v1.0-rc1")
+	f.Add("*", "", "0", "00")
+	f.Add("release-*", "release-2", "release-10", "v9")
+	f.Fuzz(func(t *testing.T, pattern, a, b, c string) {
+		got := service.NewestMatchingTag(pattern, []string{a, b, c})
+		if again := service.NewestMatchingTag(pattern, []string{c, a, b}); again != got {
+			t.Fatalf("order matters: %q then %q", got, again)
+		}
+		if got != "" && got != a && got != b && got != c {
+			t.Fatalf("chose %q, not a listed tag", got)
+		}
+	})
+}

@@ -173,3 +173,20 @@ func TestCheckGranularScopes(t *testing.T) {
 		t.Errorf("OAuth consumer: %v", err)
 	}
 }
+
+// FuzzEndpointsFor: whatever base URL an integration was saved with, the
+// credentials go to Bitbucket Cloud's API root or nowhere.
+func FuzzEndpointsFor(f *testing.F) {
+	for _, s := range []string{"", "https://bitbucket.org", "https://api.bitbucket.org/2.0", "http://bitbucket.org", "https://bitbucket.org.example.test", "https://u@bitbucket.org", "https://bitbucket.org/%2e%2e", "https://[::1]:443"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, base string) {
+		ep, err := endpointsFor(base)
+		if err == nil && (ep.API != APIRoot || ep.Web != WebRoot) {
+			t.Fatalf("endpointsFor(%q) = %+v", base, ep)
+		}
+		if err != nil && slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+			t.Fatalf("endpointsFor(%q) error %v is not invalid", base, err)
+		}
+	})
+}

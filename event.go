@@ -45,15 +45,21 @@ type RepoRef struct {
 
 // PushEvent is a push of a branch or a tag.
 type PushEvent struct {
-	Ref     string `json:"ref"`              // full ref: refs/heads/main, refs/tags/v1
-	Branch  string `json:"branch,omitempty"` // short name when Ref is a branch
-	Tag     string `json:"tag,omitempty"`    // short name when Ref is a tag
-	Before  string `json:"before,omitempty"`
+	Ref    string `json:"ref"`              // full ref: refs/heads/main, refs/tags/v1
+	Branch string `json:"branch,omitempty"` // short name when Ref is a branch
+	Tag    string `json:"tag,omitempty"`    // short name when Ref is a tag
+	Before string `json:"before,omitempty"`
+	// After is the object the ref now names: for an annotated tag that is
+	// the tag object, not a commit.
 	After   string `json:"after"`
 	Deleted bool   `json:"deleted,omitempty"`
 	Created bool   `json:"created,omitempty"`
-	Head    Commit `json:"head"`
-	Pusher  string `json:"pusher,omitempty"`
+	// Head is the commit the ref points at, peeled through tag objects.
+	// Head.SHA is empty when the payload does not say (Azure DevOps sends
+	// only the tag object for a tag); the service layer then asks the
+	// provider (Service.pinPushed), so a deployment always pins a commit.
+	Head   Commit `json:"head"`
+	Pusher string `json:"pusher,omitempty"`
 	// ChangedFiles lists the files the pushed commits touched, when the
 	// payload carries them. Truncated payloads set ChangedFilesComplete=false;
 	// callers then ask the provider's compare API.

@@ -224,6 +224,38 @@ func TestGiteaPushToLive(t *testing.T) {
 		t.Errorf("tag deployment: trigger %s ref %s sha %s", tagged.Trigger, tagged.Ref, tagged.CommitSHA)
 	}
 	c.must("POST", "/api/v1/deployments/"+tagged.ID+"/cancel", nil, nil) // the build itself is not what this checks
+
+	// An annotated tag pushed with git: Gitea's payload names the tag
+	// object as after; the deployment pins the commit, the commit status
+	// lands on that commit, and deploying the same tag by hand adds
+	// nothing.
+	g.PushCommit(t, user, pass, repo, "feature", map[string]string{"CHANGELOG": "1.1.0\n"}, "release notes")
+	annCommit, annObject := g.PushAnnotatedTag(t, user, pass, repo, "feature", "v1.1.0", "release 1.1.0")
+	var annotated slipway.Deployment
+	waitFor(t, "the annotated v1.1.0 tag to be deployed", time.Minute, func() bool {
+		for _, d := range c.deployments(release.ID) {
+			if d.Ref == "refs/tags/v1.1.0" {
+				annotated = d
+				return true
+			}
+		}
+		return false
+	})
+	if annotated.CommitSHA != annCommit || annotated.Trigger != slipway.TriggerTag {
+		t.Errorf("annotated tag deployment pins %s (trigger %s); want the commit %s, not the tag object %s", annotated.CommitSHA, annotated.Trigger, annCommit, annObject)
+	}
+	waitFor(t, "a commit status on the tagged commit", time.Minute, func() bool {
+		if err := g.API(ctx2(), user, pass, "GET", "/repos/"+repo+"/statuses/"+annCommit, nil, &statuses); err != nil {
+			t.Fatal(err)
+		}
+		return len(statuses) > 0
+	})
+	var again slipway.Deployment
+	c.must("POST", "/api/v1/services/"+release.ID+"/deploy", map[string]any{"ref": "v1.1.0"}, &again)
+	if again.ID != annotated.ID || again.CommitSHA != annCommit {
+		t.Errorf("a manual deploy of v1.1.0 made %s at %s; want the existing %s", again.ID, again.CommitSHA, annotated.ID)
+	}
+	c.must("POST", "/api/v1/deployments/"+annotated.ID+"/cancel", nil, nil)
 	g.DeleteBranch(t, user, "hello", "feature")
 	waitFor(t, "the branch deletion to be recorded", time.Minute, func() bool {
 		c.must("GET", "/api/v1/integrations/"+integ.ID+"/deliveries", nil, &deliveries)

@@ -211,6 +211,15 @@ type HookInstaller interface {
 	RemoveHook(ctx context.Context, c *Conn, repo Repo, hookID string) error
 }
 
+// HookTargetChecker is implemented by providers that deliver webhooks only
+// to some receiver URLs (Azure DevOps sends basic-auth service hooks only
+// to https). Connect calls it with the URL deliveries would go to, so a
+// connection that could never receive a webhook is refused with the fix
+// rather than failing at its first hook. Errors: ECodeInvalid with a fix.
+type HookTargetChecker interface {
+	CheckHookTarget(hookURL string) error
+}
+
 // Errors a HookParser returns. Anything else is a malformed payload.
 var (
 	// ErrBadSignature: the signature (or token, or basic-auth secret) is

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -247,13 +248,19 @@ func (s *Service) applyPush(ctx context.Context, integ slipway.Integration, d st
 		return "", "", nil, err
 	}
 	var notes, caused []string
+	var head slipway.Commit
 	matched := 0
 	for _, svc := range svcs {
 		if !follows(svc.Source, p) {
 			continue
 		}
 		matched++
-		dep, note, _, err := s.autoDeploy(ctx, integ, svc, p.After, p.Ref, p.Head, ev.Kind, "delivery:"+d.ID, p)
+		if head.SHA == "" {
+			if head, err = s.pinPushed(ctx, integ, ev.Repo, p); err != nil {
+				return "", "", nil, err
+			}
+		}
+		dep, note, _, err := s.autoDeploy(ctx, integ, svc, head.SHA, p.Ref, head, ev.Kind, "delivery:"+d.ID, p)
 		if err != nil {
 			return "", "", nil, err
 		}
@@ -270,6 +277,24 @@ func (s *Service) applyPush(ctx context.Context, integ slipway.Integration, d st
 		verdict = VerdictSkipped
 	}
 	return verdict, strings.Join(notes, "; "), caused, nil
+}
+
+// pinPushed is the rule every automatic deployment follows: it pins the
+// commit the pushed ref points at, peeled, never a tag object. Providers
+// put the peeled commit in Head when their payload has it (GitHub's
+// head_commit, GitLab's checkout_sha, Gitea's head_commit); otherwise
+// (Azure DevOps tags) the provider's API resolves the tag, as a manual
+// deploy of the same tag would, so both pin the same commit.
+func (s *Service) pinPushed(ctx context.Context, integ slipway.Integration, repo slipway.RepoRef, p *slipway.PushEvent) (slipway.Commit, error) {
+	if p.Head.SHA != "" {
+		return p.Head, nil
+	}
+	name := firstNonEmpty(p.Tag, p.Branch)
+	commit, err := s.resolveRef(ctx, integ.OrgID, integ.ID, forge.Repo{ID: repo.ID, FullName: repo.FullName, CloneURL: repo.CloneURL}, name)
+	if err != nil {
+		return slipway.Commit{}, fmt.Errorf("pin the commit of %s: %w", p.Ref, err)
+	}
+	return commit, nil
 }
 
 // follows reports whether a Service's source tracks the pushed ref.
@@ -511,9 +536,12 @@ func (s *Service) ReplayDelivery(ctx context.Context, a Actor, integrationID, de
 	return s.store.GetDelivery(ctx, a.OrgID, d.ID)
 }
 
-// Reconcile resolves the head of every auto-deploy Service's branch and
-// queues a deployment for a head that was never seen: a lost webhook or a
-// downtime never loses a push. It returns the deployments it queued.
+// Reconcile resolves what every auto-deploy Service follows (its branch
+// head, its tag, or the newest tag matching its pattern) through the
+// provider API and queues a deployment for a commit that was never seen: a
+// lost webhook, a downtime, or a push GitLab sends no hook for (more than
+// push_event_hooks_limit refs at once) never loses a push. It returns the
+// deployments it queued.
 func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 	svcs, err := s.store.ListServicesWithAutoDeploy(ctx)
 	if err != nil {
@@ -521,40 +549,163 @@ func (s *Service) Reconcile(ctx context.Context) ([]string, error) {
 	}
 	var queued []string
 	for _, svc := range svcs {
-		if svc.Source.Branch == "" || svc.AutoDeployPaused || !svc.Source.AutoDeploy {
+		src := svc.Source
+		if src.Branch == "" && src.Tag == "" && src.TagPattern == "" || svc.AutoDeployPaused || !src.AutoDeploy {
 			continue
 		}
-		integ, err := s.store.GetIntegration(ctx, svc.OrgID, svc.Source.IntegrationID)
+		integ, err := s.store.GetIntegration(ctx, svc.OrgID, src.IntegrationID)
 		if err != nil || integ.Status != slipway.IntegrationConnected {
 			continue
 		}
-		repo := forge.Repo{ID: svc.Source.RepoID, FullName: svc.Source.RepoName}
+		repo := forge.Repo{ID: src.RepoID, FullName: src.RepoName}
 		if l, ok := s.forges[integ.Provider].(forge.RepoLister); ok {
 			if c, err := s.conn(ctx, integ); err == nil {
-				if r, err := l.GetRepo(ctx, c, svc.Source.RepoID); err == nil {
+				if r, err := l.GetRepo(ctx, c, src.RepoID); err == nil {
 					repo = r
 				}
 			}
 		}
-		head, err := s.resolveRef(ctx, svc.OrgID, integ.ID, repo, svc.Source.Branch)
+		ref, kind, err := s.followedRef(ctx, integ, svc, repo)
 		if err != nil {
-			s.log.Warn("reconcile: resolve branch head", "service", svc.ID, "err", err)
+			s.log.Warn("reconcile: find the followed ref", "service", svc.ID, "err", err)
+			continue
+		}
+		if ref == "" {
+			continue // no tag matches the pattern yet
+		}
+		// ResolveRef peels annotated tags: the same commit a push pins.
+		head, err := s.resolveRef(ctx, svc.OrgID, integ.ID, repo, ref)
+		if err != nil {
+			s.log.Warn("reconcile: resolve ref", "service", svc.ID, "ref", ref, "err", err)
 			continue
 		}
 		if head.SHA == svc.LastSeenHead || s.deployingNow(ctx, svc, head.SHA) != "" {
 			continue
 		}
-		dep, _, created, err := s.autoDeploy(ctx, integ, svc, head.SHA, "refs/heads/"+svc.Source.Branch, head, slipway.EventPush, "reconciler", nil)
+		fullRef := "refs/heads/" + ref
+		if kind == slipway.EventTag {
+			fullRef = "refs/tags/" + ref
+		}
+		dep, _, created, err := s.autoDeploy(ctx, integ, svc, head.SHA, fullRef, head, kind, "reconciler", nil)
 		if err != nil {
 			return queued, err
 		}
 		if created {
-			s.log.Info("reconcile: queued a missed head", "service", svc.ID, "sha", head.SHA, "deployment", dep)
+			s.log.Info("reconcile: queued a missed head", "service", svc.ID, "ref", fullRef, "sha", head.SHA, "deployment", dep)
 			queued = append(queued, dep)
 		}
 	}
 	return queued, nil
 }
+
+// followedRef names the ref a Service follows now: its branch, its tag,
+// or the newest tag matching its pattern ("" when none matches yet).
+func (s *Service) followedRef(ctx context.Context, integ slipway.Integration, svc slipway.Service, repo forge.Repo) (string, slipway.EventKind, error) {
+	src := svc.Source
+	switch {
+	case src.Branch != "":
+		return src.Branch, slipway.EventPush, nil
+	case src.Tag != "":
+		return src.Tag, slipway.EventTag, nil
+	}
+	rl, ok := s.forges[integ.Provider].(forge.RefLister)
+	if !ok {
+		return "", "", slipway.Errorf(slipway.ECodeInvalid, "%s cannot list tags", integ.Provider)
+	}
+	c, err := s.conn(ctx, integ)
+	if err != nil {
+		return "", "", err
+	}
+	refs, err := rl.ListRefs(ctx, c, repo)
+	if err != nil {
+		s.markNeedsAttention(ctx, integ, err)
+		return "", "", err
+	}
+	var tags []string
+	for _, r := range refs {
+		if r.Kind == forge.RefTag {
+			tags = append(tags, r.Name)
+		}
+	}
+	return NewestMatchingTag(src.TagPattern, tags), slipway.EventTag, nil
+}
+
+// NewestMatchingTag is the tag a pattern-following Service runs: of the
+// tags matching pattern (path.Match), the greatest in version order, where
+// runs of digits compare as numbers (v1.10.0 is newer than v1.9.2, and
+// v2 newer than v1.99). Tags that tie (v1.0 and v1.00) fall back to
+// plain string order so the choice is stable. "" when none matches.
+func NewestMatchingTag(pattern string, tags []string) string {
+	best := ""
+	for _, t := range tags {
+		if ok, _ := path.Match(pattern, t); !ok || t == "" {
+			continue
+		}
+		if best == "" || versionLess(best, t) {
+			best = t
+		}
+	}
+	return best
+}
+
+// versionLess orders tags by their digit runs as numbers and the text
+// between them as strings; equal versions (v1.0, v1.00) by their text.
+func versionLess(a, b string) bool {
+	if c := versionCompare(a, b); c != 0 {
+		return c < 0
+	}
+	return a < b
+}
+
+func versionCompare(a, b string) int {
+	for a != "" && b != "" {
+		ra, restA := versionPart(a)
+		rb, restB := versionPart(b)
+		da, db := isDigits(ra), isDigits(rb)
+		switch {
+		case da && db:
+			na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
+			if c := cmp.Compare(len(na), len(nb)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+		case da != db:
+			// A number sorts after text: v1.0-rc1 is older than v1.0.1.
+			if da {
+				return 1
+			}
+			return -1
+		default:
+			if c := strings.Compare(ra, rb); c != 0 {
+				return c
+			}
+		}
+		a, b = restA, restB
+	}
+	// What is left decides: a pre-release suffix is older (v1.0-rc1 is
+	// older than v1.0), anything else newer (v1.0.1 is newer than v1.0).
+	switch {
+	case strings.HasPrefix(a, "-"):
+		return -1
+	case strings.HasPrefix(b, "-"):
+		return 1
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// versionPart splits off the leading run of digits, or of non-digits.
+func versionPart(s string) (part, rest string) {
+	digit := s[0] >= '0' && s[0] <= '9'
+	i := 1
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9') == digit {
+		i++
+	}
+	return s[:i], s[i:]
+}
+
+func isDigits(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
 
 // RotateDeployHook issues a new deploy-hook URL for a Service, invalidating
 // the previous one.

@@ -73,6 +73,14 @@ func (s *Service) deploy(ctx context.Context, a Actor, serviceRef string, in Dep
 			return slipway.Deployment{}, err
 		}
 		d.CommitSHA, d.Ref, d.CommitMessage, d.CommitAuthor, d.IntegrationID = commit.SHA, ref, commit.Message, commit.Author, svc.Source.IntegrationID
+		if trigger == slipway.TriggerManual && !in.NoCache {
+			// The commit is already being deployed (a push of the same tag
+			// a moment ago): the same code is not deployed twice. Redeploy
+			// is the way to build it again.
+			if id := s.deployingNow(ctx, svc, commit.SHA); id != "" {
+				return s.store.GetDeployment(ctx, a.OrgID, id)
+			}
+		}
 	}
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := s.createDeploymentTx(ctx, tx, &d, ""); err != nil {

@@ -26,7 +26,6 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/github"
-	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
 )
@@ -305,34 +304,11 @@ type ghEnv struct {
 
 func newGHEnv(t *testing.T) *ghEnv {
 	t.Helper()
-	ctx := context.Background()
-	logger := slog.New(slog.DiscardHandler)
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "slipway.db"), "", logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secrets.NewKeyring("k1", map[string][]byte{"k1": key})
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := newGHFake(t)
 	jobs := &ghJobs{}
-	forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitHub: github.New(github.Options{HTTP: fake.srv.Client(), Logger: logger})}
-	svc := service.New(st, keys, forges, jobs, service.Config{PublicURL: testPublicURL, BaseDomain: "apps.example.com"}, logger)
-	boot, err := svc.Bootstrap(ctx, "admin@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := svc.ActorFor(ctx, boot.OrgID, boot.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &ghEnv{ctx: ctx, gh: fake, st: st, svc: svc, jobs: jobs, admin: admin, browser: service.Browser{UserID: admin.UserID}}
+	forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitHub: github.New(github.Options{HTTP: fake.srv.Client(), Logger: slog.New(slog.DiscardHandler)})}
+	st, svc, admin := newTestService(t, forges, jobs, service.Config{PublicURL: testPublicURL, BaseDomain: "apps.example.com"})
+	return &ghEnv{ctx: context.Background(), gh: fake, st: st, svc: svc, jobs: jobs, admin: admin, browser: service.Browser{UserID: admin.UserID}}
 }
 
 // begin opens a flow's link in the admin's browser (binding the flow to

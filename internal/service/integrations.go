@@ -20,9 +20,10 @@ type ConnectInput struct {
 	BaseURL     string           `json:"base_url"`
 	InternalURL string           `json:"internal_url"`
 	Token       string           `json:"token"`
-	Username    string           `json:"username"` // Bitbucket API token e-mail, generic Git user
-	URL         string           `json:"url"`      // generic Git repository URL
-	SSH         bool             `json:"ssh"`      // generic Git over SSH with a generated deploy key
+	Username    string           `json:"username"`              // Bitbucket API token e-mail, generic Git user
+	APIVersion  string           `json:"api_version,omitempty"` // Azure DevOps Server: the REST api-version to use (6.0, 7.0); negotiated when empty
+	URL         string           `json:"url"`                   // generic Git repository URL
+	SSH         bool             `json:"ssh"`                   // generic Git over SSH with a generated deploy key
 
 	// GitHub App registration.
 	AppID          string `json:"app_id"`
@@ -168,6 +169,14 @@ func (s *Service) Connect(ctx context.Context, a Actor, in ConnectInput) (slipwa
 		// itself is proven (a JWT signed with its key) before its webhook
 		// secret may sign anything this organisation receives.
 		if err := s.verifyGitHubApp(ctx, &integ, sec); err != nil {
+			return slipway.Integration{}, err
+		}
+	}
+	if in.APIVersion != "" {
+		integ.Settings["api_version"] = in.APIVersion
+	}
+	if hc, ok := p.(forge.HookTargetChecker); ok {
+		if err := hc.CheckHookTarget(s.hookURL(integ)); err != nil {
 			return slipway.Integration{}, err
 		}
 	}

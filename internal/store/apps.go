@@ -345,7 +345,7 @@ func (q *queries) GetServiceByDomain(ctx context.Context, host string) (slipway.
 // branch.
 func (q *queries) ListServicesWithAutoDeploy(ctx context.Context) ([]slipway.Service, error) {
 	out, err := queryAll(ctx, q, scanService, `SELECT `+serviceColumns+` FROM services
-WHERE auto_deploy AND NOT auto_deploy_paused AND branch <> '' ORDER BY id`)
+WHERE auto_deploy AND NOT auto_deploy_paused AND (branch <> '' OR tag <> '' OR tag_pattern <> '') ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list auto-deploy services: %w", err)
 	}

@@ -721,6 +721,16 @@ func TestServices(t *testing.T) {
 		if len(auto) != 1 || auto[0].ID != f.svc.ID {
 			t.Errorf("auto-deploy services = %+v", auto)
 		}
+		// Services following a tag or a tag pattern are reconciled too.
+		tagged := slipway.Service{OrgID: f.org.ID, ApplicationID: f.app.ID, EnvironmentID: f.env.ID, Name: "release", Type: slipway.ServiceApp,
+			Source: slipway.ServiceSource{IntegrationID: f.integ.ID, RepoID: "42", RepoName: svc.Source.RepoName, TagPattern: "v*", AutoDeploy: true}}
+		must(t, s.CreateService(ctx, &tagged))
+		auto, err = s.ListServicesWithAutoDeploy(ctx)
+		must(t, err)
+		if len(auto) != 2 {
+			t.Errorf("auto-deploy services with a tag pattern = %+v", auto)
+		}
+		must(t, s.DeleteService(ctx, f.org.ID, tagged.ID))
 		list, total, err := s.ListServices(ctx, f.org.ID, store.ServiceFilter{IntegrationID: f.integ.ID, RepoID: "42"}, store.Page{})
 		must(t, err)
 		if total != 1 || list[0].ID != f.svc.ID {

@@ -5,7 +5,9 @@
 // subscriptions authenticated with a per-hook basic-auth secret, delivery
 // verification and normalization, changed files and commit statuses.
 //
-// It is a thin REST client (api-version 7.1) rather than the official Go
+// It is a thin REST client (api-version 7.1 on Services, 7.0 on Server
+// 2022, 6.0 on Server 2020: configured per integration or negotiated)
+// rather than the official Go
 // SDK: the SDK discovers resource locations through extra OPTIONS calls to
 // hosts it derives itself, which a test server on loopback cannot answer
 // faithfully, and Slipway uses only a dozen endpoints.
@@ -25,6 +27,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"slipway.dev/slipway"
@@ -41,6 +44,9 @@ const (
 // Provider is the Azure DevOps provider.
 type Provider struct {
 	log *slog.Logger
+	// versions remembers the api-version negotiated with each
+	// organisation or collection URL (see client.call).
+	versions sync.Map
 }
 
 // New returns an Azure DevOps provider that logs through log.
@@ -83,7 +89,7 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 			} `json:"properties"`
 		} `json:"authenticatedUser"`
 	}
-	if _, err := cl.do(ctx, http.MethodGet, "_apis/connectionData", url.Values{"api-version": {"7.1-preview"}}, nil, &cd); err != nil {
+	if _, err := cl.doPreview(ctx, http.MethodGet, "_apis/connectionData", nil, nil, &cd); err != nil {
 		return forge.CheckResult{}, apiError("read the connection", err, slipway.Errorf(slipway.ECodeProviderUnreachable, "%s is not an Azure DevOps organisation or collection URL", cl.org))
 	}
 	u := cd.AuthenticatedUser

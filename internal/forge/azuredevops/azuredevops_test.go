@@ -17,6 +17,7 @@ func conn(f *fakeAzureDevOps) *forge.Conn {
 	return &forge.Conn{
 		Integration: slipway.Integration{Provider: slipway.ProviderAzureDevOps, AuthMethod: slipway.AuthToken, BaseURL: f.srv.URL + "/org"},
 		Secret:      forge.Secret{Token: testPAT},
+		HTTP:        f.http,
 	}
 }
 
@@ -234,4 +235,132 @@ func TestCloneCredentials(t *testing.T) {
 	if err != nil || cred.URL != "https://dev.azure.com/acme/Alpha/_git/svc-1" || cred.Username != "pat" || cred.Password != "pat-x" {
 		t.Errorf("credentials %s %s, %v", cred.URL, cred.Username, err)
 	}
+}
+
+// TestAPIVersionPerServer: Azure DevOps Server 2020 knows api-version 6.0
+// at most and 2022 7.0; an unconfigured integration negotiates down once
+// and keeps the version, a configured one is used as is.
+func TestAPIVersionPerServer(t *testing.T) {
+	ctx := context.Background()
+	for _, max := range []string{"6.0", "7.0", ""} {
+		f := newFake(t)
+		f.maxVersion = max
+		p := New(nil)
+		if _, err := p.Check(ctx, conn(f)); err != nil {
+			t.Fatalf("server up to %q: %v", max, err)
+		}
+		want := max
+		if want == "" {
+			want = "7.1"
+		}
+		f.mu.Lock()
+		f.requests = nil
+		f.mu.Unlock()
+		if _, err := p.ListRepos(ctx, conn(f), forge.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		for _, r := range f.requests {
+			if !strings.Contains(r.Query, "api-version="+want) {
+				t.Errorf("server up to %q: %s %s?%s after negotiation, want api-version %s from the first call", max, r.Method, r.Path, r.Query, want)
+			}
+		}
+		f.mu.Unlock()
+	}
+
+	// Configured: 7.0 is sent as is, to a server that accepts it.
+	f := newFake(t)
+	f.maxVersion = "7.0"
+	c := conn(f)
+	c.Integration.Settings = map[string]string{"api_version": "7.0"}
+	if _, err := New(nil).ListRepos(ctx, c, forge.ListOptions{}); err != nil || !strings.Contains(f.last().Query, "api-version=7.0") {
+		t.Errorf("configured 7.0: %v, last query %s", err, f.last().Query)
+	}
+	// Configured and wrong: the server's refusal is reported, not hidden
+	// by a silent downgrade.
+	c.Integration.Settings["api_version"] = "7.1"
+	if _, err := New(nil).ListRepos(ctx, c, forge.ListOptions{}); slipway.ErrorCodeOf(err) != slipway.ECodeProviderError {
+		t.Errorf("configured 7.1 on a 7.0 server: %v, want provider_error", err)
+	}
+	c.Integration.Settings["api_version"] = "5.1"
+	if _, err := New(nil).ListRepos(ctx, c, forge.ListOptions{}); slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
+		t.Errorf("configured 5.1: %v, want invalid", err)
+	}
+}
+
+// TestHookTargetMustBeHTTPS: basic-auth service hooks go only to https.
+func TestHookTargetMustBeHTTPS(t *testing.T) {
+	p := New(nil)
+	if err := p.CheckHookTarget("https://slipway.example.test/hooks/azuredevops/int_1"); err != nil {
+		t.Errorf("https target refused: %v", err)
+	}
+	for _, bad := range []string{"http://slipway.example.test/hooks/azuredevops/int_1", "http://127.0.0.1:8080/hooks/azuredevops/int_1", "/hooks/azuredevops/int_1", "https:///x"} {
+		err := p.CheckHookTarget(bad)
+		e, ok := slipway.AsError(err)
+		if !ok || e.Code != slipway.ECodeInvalid || !strings.Contains(e.Fix, "https") {
+			t.Errorf("CheckHookTarget(%q) = %v, want invalid with an https fix", bad, err)
+		}
+	}
+}
+
+// TestEveryCallOnServer runs every call Slipway makes against a Server
+// 2020 (6.0) and a Server 2022 (7.0) fake: after negotiation each request
+// is validated against that version's published description.
+func TestEveryCallOnServer(t *testing.T) {
+	ctx := context.Background()
+	for _, max := range []string{"6.0", "7.0"} {
+		f := newFake(t)
+		f.maxVersion = max
+		p, c := New(nil), conn(f)
+		repo := forge.Repo{ID: repoGUID(1), FullName: "Alpha/svc-1"}
+		if _, err := p.Check(ctx, c); err != nil {
+			t.Fatalf("%s: Check: %v", max, err)
+		}
+		if _, err := p.ListRepos(ctx, c, forge.ListOptions{}); err != nil {
+			t.Errorf("%s: ListRepos: %v", max, err)
+		}
+		if _, err := p.GetRepo(ctx, c, repoGUID(1)); err != nil {
+			t.Errorf("%s: GetRepo: %v", max, err)
+		}
+		if _, err := p.ListRefs(ctx, c, repo); err != nil {
+			t.Errorf("%s: ListRefs: %v", max, err)
+		}
+		if _, err := p.ResolveRef(ctx, c, repo, "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"); err != nil {
+			t.Errorf("%s: ResolveRef(sha): %v", max, err)
+		}
+		if _, err := p.ChangedFiles(ctx, c, repo, "aaaa", "bbbb"); err != nil {
+			t.Errorf("%s: ChangedFiles: %v", max, err)
+		}
+		id, err := p.InstallHook(ctx, c, repo, forge.HookConfig{URL: "https://slipway.example.test/hooks/azuredevops/int_1", Secret: "per-hook"})
+		if err != nil {
+			t.Errorf("%s: InstallHook: %v", max, err)
+		}
+		if err := p.RemoveHook(ctx, c, repo, id); err != nil {
+			t.Errorf("%s: RemoveHook: %v", max, err)
+		}
+		if err := p.SetCommitStatus(ctx, c, repo, "b1b1", forge.CommitStatus{State: forge.StatusPending, Context: "slipway/production/web"}); err != nil {
+			t.Errorf("%s: SetCommitStatus: %v", max, err)
+		}
+		if q := f.last().Query; !strings.Contains(q, "api-version="+max) {
+			t.Errorf("%s: last call's query %q", max, q)
+		}
+	}
+}
+
+// TestMultiRefPushGolden: one git.push delivery for a branch and an
+// annotated tag gives one event per ref; the tag's head is left for the
+// service to peel (the payload has only the tag object).
+func TestMultiRefPushGolden(t *testing.T) {
+	body, err := os.ReadFile("testdata/hooks/git_push_multi_ref.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := New(nil).ParseHookEvents(http.Header{"Authorization": {BasicAuth("k")}}, body, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[1].Kind != slipway.EventTag || evs[1].Push.Head.SHA != "" || evs[0].Push.Head.SHA == "" {
+		t.Fatalf("events = %+v", evs)
+	}
+	forgetest.CompareGolden(t, "testdata/golden/multi/git_push_multi_ref.json", evs)
 }

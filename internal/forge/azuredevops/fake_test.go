@@ -18,9 +18,13 @@ const testPAT = "azdo-contract-pat"
 type fakeAzureDevOps struct {
 	t        *testing.T
 	srv      *httptest.Server
+	http     *http.Client // validates every request against the published descriptions, then reaches srv
 	mu       sync.Mutex
 	requests []recorded
 	override map[string]http.HandlerFunc
+	// maxVersion, when set, is the newest api-version the fake server
+	// knows, as on Azure DevOps Server (2022: 7.0, 2020: 6.0).
+	maxVersion string
 }
 
 type recorded struct {
@@ -32,6 +36,7 @@ func newFake(t *testing.T) *fakeAzureDevOps {
 	f := &fakeAzureDevOps{t: t, override: map[string]http.HandlerFunc{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
+	f.http = newVersionedTransport(t, f.srv.URL)
 	return f
 }
 
@@ -70,6 +75,14 @@ func (f *fakeAzureDevOps) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("api-version") == "" {
 		f.t.Errorf("%s %s without api-version", r.Method, path)
+	}
+	if v := strings.TrimSuffix(q.Get("api-version"), "-preview"); f.maxVersion != "" && v > f.maxVersion {
+		// What Azure DevOps Server answers for a version it does not know.
+		writeJSON(w, http.StatusBadRequest, map[string]any{"$id": "1", "innerException": nil,
+			"message":  "The requested REST API version of " + v + " is out of range for this server. The latest REST API version this server supports is " + f.maxVersion + ".",
+			"typeName": "Microsoft.VisualStudio.Services.WebApi.VssVersionOutOfRangeException, Microsoft.VisualStudio.Services.WebApi",
+			"typeKey":  "VssVersionOutOfRangeException", "errorCode": 0, "eventId": 3000})
+		return
 	}
 	for prefix, h := range f.override {
 		if strings.HasPrefix(path, prefix) {
@@ -147,7 +160,7 @@ func (f *fakeAzureDevOps) refs(w http.ResponseWriter, q map[string][]string) {
 		{"name": "refs/heads/feature/login", "objectId": "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2"},
 		{"name": "refs/tags/v1.0.0", "objectId": "aaaa1111aaaa1111aaaa1111aaaa1111aaaa1111", "peeledObjectId": "d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3"},
 	}
-	var match []any
+	match := []any{} // an empty list is [], never null
 	for _, r := range all {
 		if strings.HasPrefix(r["name"].(string), "refs/"+get("filter")) {
 			match = append(match, r)

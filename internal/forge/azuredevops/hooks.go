@@ -192,7 +192,12 @@ func (p *Provider) ParseHookEvents(header http.Header, body []byte, secret strin
 			continue
 		}
 		if !push.Deleted {
-			push.Head = slipway.Commit{SHA: u.NewObjectID}
+			// A branch's newObjectId is a commit. A tag's may be an
+			// annotated tag object, and the payload has no peeled commit:
+			// Head stays empty and the service asks the refs API.
+			if push.Branch != "" {
+				push.Head = slipway.Commit{SHA: u.NewObjectID}
+			}
 			for _, c := range pl.Resource.Commits {
 				if c.CommitID == u.NewObjectID {
 					push.Head = slipway.Commit{SHA: c.CommitID, Message: c.Comment, Author: c.Author.Name, URL: c.URL}
@@ -208,4 +213,19 @@ func (p *Provider) ParseHookEvents(header http.Header, body []byte, secret strin
 		return nil, forge.ErrIgnored
 	}
 	return evs, nil
+}
+
+var _ forge.HookTargetChecker = (*Provider)(nil)
+
+// CheckHookTarget implements forge.HookTargetChecker: Azure DevOps sends a
+// service hook with basic authentication only to an https URL, so an http
+// public URL could never receive a delivery.
+func (*Provider) CheckHookTarget(hookURL string) error {
+	u, err := url.Parse(hookURL)
+	if err == nil && u.Scheme == "https" && u.Host != "" {
+		return nil
+	}
+	return fmt.Errorf("azuredevops: %w", slipway.Errorf(slipway.ECodeInvalid,
+		"Azure DevOps sends service hooks with basic authentication only to https URLs, and Slipway would receive them at %q", hookURL).
+		WithFix("Serve Slipway over https (--tls acme or a TLS proxy) and set --public-url to its https:// address, then connect again"))
 }

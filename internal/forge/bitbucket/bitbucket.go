@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,13 +30,42 @@ import (
 	"slipway.dev/slipway/internal/forge/restapi"
 )
 
-// Default endpoints; an integration's base URL overrides the API one (and
-// OAuthEndpoint's argument the site one), which is how tests aim at a
-// local server.
+// Bitbucket Cloud answers at two fixed addresses: the REST API only at
+// APIRoot, the web UI and OAuth only at WebRoot. endpointsFor is the one
+// place that maps an integration's base URL onto them.
 const (
-	DefaultAPIURL  = "https://api.bitbucket.org"
-	DefaultSiteURL = "https://bitbucket.org"
+	APIRoot = "https://api.bitbucket.org/2.0"
+	WebRoot = "https://bitbucket.org"
 )
+
+// endpoints are the roots one integration talks to.
+type endpoints struct {
+	API string // REST root, with /2.0
+	Web string // web and OAuth root
+}
+
+// endpointsFor maps a base URL to Bitbucket Cloud's roots. Users give the
+// web address (what their browser shows), the API address, or nothing;
+// any other host is not Bitbucket Cloud and is refused, so credentials are
+// never sent elsewhere.
+func endpointsFor(baseURL string) (endpoints, error) {
+	cloud := endpoints{API: APIRoot, Web: WebRoot}
+	base := strings.TrimSpace(baseURL)
+	if base == "" {
+		return cloud, nil
+	}
+	if u, err := url.Parse(base); err == nil && u.Scheme == "https" && u.User == nil && u.RawQuery == "" {
+		path := strings.Trim(u.Path, "/")
+		switch strings.ToLower(u.Host) {
+		case "bitbucket.org", "www.bitbucket.org", "api.bitbucket.org":
+			if path == "" || path == "2.0" {
+				return cloud, nil
+			}
+		}
+	}
+	return endpoints{}, slipway.Errorf(slipway.ECodeInvalid, "%q is not Bitbucket Cloud: its API answers only at %s", base, APIRoot).
+		WithFix("Leave the base URL empty or use " + WebRoot)
+}
 
 // Clone user names Bitbucket documents for token authentication over HTTPS.
 const (
@@ -43,8 +73,30 @@ const (
 	apiTokenGitUser    = "x-bitbucket-api-token-auth" // user API tokens
 )
 
-// requiredScopes are the OAuth scopes Slipway asks for and checks.
-var requiredScopes = []string{"repository", "account", "webhook"}
+// oauthScopes are the OAuth consumer permissions Slipway asks for and
+// checks (repository:write and the like imply them: hasScope).
+var oauthScopes = []string{"repository", "account", "webhook"}
+
+// apiTokenScopes are the granular scopes of API tokens: the union of the
+// scopes Bitbucket's API description names for every operation the
+// client calls (TestAPITokenScopesMatchDocument keeps them in step).
+var apiTokenScopes = []string{
+	"read:user:bitbucket",
+	"read:workspace:bitbucket",
+	"read:repository:bitbucket",
+	"read:webhook:bitbucket",
+	"write:webhook:bitbucket",
+	"delete:webhook:bitbucket",
+}
+
+// scopeFix says how to grant what is missing, in the words of the kind of
+// credential that lacks it.
+func scopeFix(granular bool) string {
+	if granular {
+		return "Create an API token with the scopes " + strings.Join(apiTokenScopes, ", ") + " and update the integration"
+	}
+	return "Grant the OAuth consumer (or access token) the permissions " + strings.Join(oauthScopes, ", ") + " and reconnect"
+}
 
 // Provider is the Bitbucket Cloud provider.
 type Provider struct {
@@ -74,13 +126,11 @@ var (
 // Kind implements forge.Provider.
 func (*Provider) Kind() slipway.Provider { return slipway.ProviderBitbucket }
 
-// OAuthEndpoint implements forge.OAuthProvider. baseURL is the site URL
-// (not the API URL); empty means bitbucket.org.
-func (*Provider) OAuthEndpoint(baseURL string) oauth2.Endpoint {
-	base := strings.TrimRight(baseURL, "/")
-	if base == "" {
-		base = DefaultSiteURL
-	}
+// OAuthEndpoint implements forge.OAuthProvider. OAuth lives on the web
+// root whatever base URL the integration names (a base URL that is not
+// Bitbucket Cloud never gets this far: connect checks it first).
+func (*Provider) OAuthEndpoint(string) oauth2.Endpoint {
+	base := WebRoot
 	return oauth2.Endpoint{
 		AuthURL:   base + "/site/oauth2/authorize",
 		TokenURL:  base + "/site/oauth2/access_token",
@@ -91,13 +141,20 @@ func (*Provider) OAuthEndpoint(baseURL string) oauth2.Endpoint {
 // OAuthScopes implements forge.OAuthProvider. Bitbucket takes scopes from
 // the consumer's settings, not the request, but they are listed here so
 // the connect page can tell the user which boxes to tick.
-func (*Provider) OAuthScopes() []string { return append([]string(nil), requiredScopes...) }
+func (*Provider) OAuthScopes() []string { return append([]string(nil), oauthScopes...) }
 
+// workspaceOf is the one workspace an integration is bound to: the one it
+// names, or, for an access token (which belongs to one workspace or
+// repository, not to a user), its account. Users without one see every
+// workspace they belong to.
 func workspaceOf(c *forge.Conn) string {
 	if ws := c.Integration.Settings["workspace"]; ws != "" {
 		return ws
 	}
-	return c.Integration.AccountName
+	if c.Integration.AuthMethod == slipway.AuthToken {
+		return c.Integration.AccountName
+	}
+	return ""
 }
 
 type account struct {
@@ -118,14 +175,14 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 	}
 	var res forge.CheckResult
 	var user account
-	header, err := cl.do(ctx, http.MethodGet, "/2.0/user", nil, nil, &user)
+	header, err := cl.do(ctx, http.MethodGet, "/user", nil, nil, &user)
 	switch {
 	case err == nil:
 		res.Account = orDefault(user.Username, orDefault(user.Nickname, user.DisplayName))
 	case c.Integration.AuthMethod == slipway.AuthToken && (restapi.IsStatus(err, http.StatusUnauthorized) || restapi.IsStatus(err, http.StatusForbidden)) && workspaceOf(c) != "":
 		ws := workspaceOf(c)
 		var probe struct{}
-		header, err = cl.do(ctx, http.MethodGet, "/2.0/repositories/"+url.PathEscape(ws), url.Values{"pagelen": {"1"}}, nil, &probe)
+		header, err = cl.do(ctx, http.MethodGet, "/repositories/"+url.PathEscape(ws), url.Values{"pagelen": {"1"}}, nil, &probe)
 		if err != nil {
 			return res, apiError("read workspace "+ws, err, slipway.Errorf(slipway.ECodeCredentialsInvalid, "the access token cannot see workspace %s", ws))
 		}
@@ -134,21 +191,30 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 		return res, apiError("read the current user", err, nil)
 	}
 	if raw := header.Get("X-OAuth-Scopes"); raw != "" {
-		for _, s := range strings.Split(raw, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				res.Scopes = append(res.Scopes, s)
+		for _, sc := range strings.Split(raw, ",") {
+			if sc = strings.TrimSpace(sc); sc != "" {
+				res.Scopes = append(res.Scopes, sc)
 			}
 		}
-		for _, need := range requiredScopes {
-			if !hasScope(res.Scopes, need) {
-				res.Missing = append(res.Missing, need)
-			}
+	}
+	if len(res.Scopes) == 0 {
+		return res, nil // the credential does not expose its scopes
+	}
+	// API tokens carry granular scopes (read:repository:bitbucket); OAuth
+	// consumers and access tokens the older names (repository).
+	granular := c.Integration.AuthMethod == slipway.AuthBasicToken || slices.ContainsFunc(res.Scopes, isGranular)
+	need := oauthScopes
+	if granular {
+		need = apiTokenScopes
+	}
+	for _, n := range need {
+		if !hasScope(res.Scopes, n) {
+			res.Missing = append(res.Missing, n)
 		}
 	}
 	if len(res.Missing) > 0 {
 		missing := strings.Join(res.Missing, ", ")
-		e := slipway.Errorf(slipway.ECodeScopesMissing, "Bitbucket credentials are missing scopes: %s", missing).
-			WithFix("Grant the OAuth consumer the permissions " + strings.Join(requiredScopes, ", ") + " and reconnect")
+		e := slipway.Errorf(slipway.ECodeScopesMissing, "Bitbucket credentials are missing scopes: %s", missing).WithFix(scopeFix(granular))
 		e.Details = map[string]string{"missing": missing}
 		res.Problems = append(res.Problems, forge.Problem{Code: e.Code, Message: e.Message, Fix: e.Fix})
 		return res, fmt.Errorf("bitbucket: check scopes: %w", e)
@@ -156,11 +222,14 @@ func (p *Provider) Check(ctx context.Context, c *forge.Conn) (forge.CheckResult,
 	return res, nil
 }
 
-// hasScope reports whether granted covers need. Bitbucket's scopes imply
-// their weaker forms: repository:write covers repository, and so on.
+func isGranular(scope string) bool { return strings.HasSuffix(scope, ":bitbucket") }
+
+// hasScope reports whether granted covers need. Bitbucket's OAuth scopes
+// imply their weaker forms (repository:write covers repository); granular
+// scopes imply nothing and must be granted one by one.
 func hasScope(granted []string, need string) bool {
 	for _, g := range granted {
-		if g == need || strings.HasPrefix(g, need+":") {
+		if g == need || !isGranular(need) && strings.HasPrefix(g, need+":") {
 			return true
 		}
 	}
@@ -227,42 +296,77 @@ func stripUser(raw string) string {
 }
 
 // ListRepos implements forge.RepoLister: the integration's workspace when
-// it names one (access tokens, and users who connected one workspace),
-// otherwise every repository the user is a member of. Bitbucket paginates
-// by a "next" URL; its page number becomes NextPage.
+// it is bound to one, otherwise every workspace the user belongs to
+// (GET /user/workspaces), one after the other. Bitbucket removed the
+// cross-workspace GET /repositories?role=member (CHANGE-2770).
+//
+// Pages are opaque to callers: page p is page (p-1)%workspaceStride+1 of
+// the workspace at index (p-1)/workspaceStride, so a listing resumes in
+// the right workspace without any state kept between calls.
 func (p *Provider) ListRepos(ctx context.Context, c *forge.Conn, opt forge.ListOptions) (forge.RepoPage, error) {
 	cl, err := p.client(ctx, c)
 	if err != nil {
 		return forge.RepoPage{}, err
 	}
 	pageNo := max(opt.Page, 1)
-	q := url.Values{"page": {strconv.Itoa(pageNo)}, "pagelen": {strconv.Itoa(pageLen(opt.PerPage))}, "sort": {"full_name"}}
-	path := "/2.0/repositories"
-	if ws := workspaceOf(c); ws != "" {
-		path += "/" + url.PathEscape(ws)
-	} else {
-		q.Set("role", "member")
+	wsIndex, wsPage := (pageNo-1)/workspaceStride, (pageNo-1)%workspaceStride+1
+	workspaces := []string{workspaceOf(c)}
+	if workspaces[0] == "" {
+		if workspaces, err = cl.workspaces(ctx); err != nil {
+			return forge.RepoPage{}, err
+		}
 	}
+	if wsIndex >= len(workspaces) {
+		return forge.RepoPage{}, nil
+	}
+	q := url.Values{"page": {strconv.Itoa(wsPage)}, "pagelen": {strconv.Itoa(pageLen(opt.PerPage))}, "sort": {"full_name"}}
 	if s := strings.TrimSpace(opt.Search); s != "" {
 		q.Set("q", `name ~ "`+bbqlEscape(s)+`"`)
 	}
 	var res page[repository]
-	if _, err := cl.do(ctx, http.MethodGet, path, q, nil, &res); err != nil {
-		return forge.RepoPage{}, apiError("list repositories", err, nil)
+	if _, err := cl.do(ctx, http.MethodGet, "/repositories/"+url.PathEscape(workspaces[wsIndex]), q, nil, &res); err != nil {
+		return forge.RepoPage{}, apiError("list repositories of "+workspaces[wsIndex], err, nil)
 	}
 	out := forge.RepoPage{}
 	for _, r := range res.Values {
 		out.Repos = append(out.Repos, r.toRepo())
 	}
-	if res.Next != "" {
+	switch {
+	case res.Next != "" && wsPage < workspaceStride:
 		out.NextPage = pageNo + 1
-		if u, err := url.Parse(res.Next); err == nil {
-			if n, err := strconv.Atoi(u.Query().Get("page")); err == nil && n > pageNo {
-				out.NextPage = n
-			}
-		}
+	case wsIndex+1 < len(workspaces):
+		out.NextPage = (wsIndex+1)*workspaceStride + 1
 	}
 	return out, nil
+}
+
+// workspaceStride bounds the pages listed per workspace (100 repositories
+// each) and spaces the workspaces out in the page numbers.
+const workspaceStride = 1000
+
+// workspaces lists the slugs of the workspaces the user belongs to, in
+// slug order.
+func (cl *client) workspaces(ctx context.Context) ([]string, error) {
+	type access struct {
+		Workspace struct {
+			Slug string `json:"slug"`
+		} `json:"workspace"`
+	}
+	var slugs []string
+	next, q := "/user/workspaces", url.Values{"sort": {"slug"}, "pagelen": {"100"}}
+	for i := 0; next != "" && i < maxPages; i++ {
+		var res page[access]
+		if _, err := cl.do(ctx, http.MethodGet, next, q, nil, &res); err != nil {
+			return nil, apiError("list workspaces", err, nil)
+		}
+		for _, a := range res.Values {
+			if a.Workspace.Slug != "" {
+				slugs = append(slugs, a.Workspace.Slug)
+			}
+		}
+		next, q = res.Next, nil
+	}
+	return slugs, nil
 }
 
 func pageLen(n int) int {
@@ -293,7 +397,7 @@ func (p *Provider) GetRepo(ctx context.Context, c *forge.Conn, repoID string) (f
 		return forge.Repo{}, err
 	}
 	var r repository
-	if _, err := cl.do(ctx, http.MethodGet, "/2.0/repositories/%7B%7D/"+url.PathEscape(repoID), nil, nil, &r); err != nil {
+	if _, err := cl.do(ctx, http.MethodGet, "/repositories/%7B%7D/"+url.PathEscape(repoID), nil, nil, &r); err != nil {
 		if restapi.IsStatus(err, http.StatusForbidden) && !restapi.RateLimited(err) {
 			return forge.Repo{}, fmt.Errorf("bitbucket: get repository: %w", notVisible)
 		}
@@ -499,6 +603,7 @@ func (p *Provider) SetCommitStatus(ctx context.Context, c *forge.Conn, repo forg
 		target = repo.HTMLURL
 	}
 	body := map[string]string{
+		"type":        "commitstatus", // the description's discriminator, required
 		"key":         statusKey(st.Context),
 		"name":        st.Context,
 		"state":       buildState(st.State),

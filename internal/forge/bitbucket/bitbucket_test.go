@@ -16,8 +16,9 @@ import (
 
 func conn(f *fakeBitbucket, method slipway.AuthMethod) *forge.Conn {
 	return &forge.Conn{
-		Integration: slipway.Integration{Provider: slipway.ProviderBitbucket, AuthMethod: method, BaseURL: f.srv.URL},
+		Integration: slipway.Integration{Provider: slipway.ProviderBitbucket, AuthMethod: method, BaseURL: WebRoot},
 		Secret:      forge.Secret{Token: testToken, Username: "jane@example.test"},
+		HTTP:        f.http,
 	}
 }
 
@@ -84,10 +85,36 @@ func TestListRepos(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.last()
-	if r.Path != "/2.0/repositories" || !strings.Contains(r.Query, "role=member") || r.Auth != "Bearer "+testToken {
+	if r.Path != "/2.0/repositories/acme" || r.Auth != "Bearer "+testToken {
 		t.Errorf("request %s?%s auth %q", r.Path, r.Query, r.Auth)
 	}
 	forgetest.CompareGolden(t, "testdata/golden/api/list_repos_page1.json", page)
+
+	// A user's listing walks every workspace they belong to, and ends.
+	var all []string
+	for pg := 1; pg != 0; {
+		res, err := p.ListRepos(ctx, conn(f, slipway.AuthOAuth), forge.ListOptions{Page: pg, PerPage: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res.Repos {
+			all = append(all, r.FullName)
+		}
+		if res.NextPage != 0 && res.NextPage <= pg {
+			t.Fatalf("page %d → next %d: the listing would not end", pg, res.NextPage)
+		}
+		pg = res.NextPage
+	}
+	if strings.Join(all, " ") != "acme/svc-1 acme/svc-2 acme/svc-3 acme/svc-4 acme/svc-5" {
+		t.Errorf("all pages = %v", all)
+	}
+	f.mu.Lock()
+	for _, r := range f.requests {
+		if r.Path == "/2.0/repositories" {
+			t.Errorf("the removed cross-workspace listing was called: %s?%s", r.Path, r.Query)
+		}
+	}
+	f.mu.Unlock()
 
 	c := conn(f, slipway.AuthBasicToken)
 	c.Integration.Settings = map[string]string{"workspace": "acme"}
@@ -149,7 +176,8 @@ func TestCheck(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		srv.Close()
-		c := &forge.Conn{Integration: slipway.Integration{AuthMethod: slipway.AuthOAuth, BaseURL: srv.URL}, Secret: forge.Secret{Token: testToken}}
+		c := &forge.Conn{Integration: slipway.Integration{AuthMethod: slipway.AuthOAuth}, Secret: forge.Secret{Token: testToken},
+			HTTP: apiDoc.NewTransport(t, srv.URL).Client()}
 		if _, err := New(nil).Check(ctx, c); slipway.ErrorCodeOf(err) != slipway.ECodeProviderUnreachable {
 			t.Fatalf("err = %v, want provider_unreachable", err)
 		}
@@ -159,13 +187,15 @@ func TestCheck(t *testing.T) {
 func TestRateLimited(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusForbidden} {
 		f := newFake(t)
-		f.override["/2.0/repositories"] = func(w http.ResponseWriter, r *http.Request) {
+		f.override["/2.0/repositories/acme"] = func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "30")
 			w.Header().Set("X-RateLimit-Limit", "1000")
 			w.Header().Set("X-RateLimit-Resource", "api-repositories")
 			writeJSON(w, status, map[string]any{"type": "error", "error": map[string]any{"message": "Rate limit for this resource has been exceeded"}})
 		}
-		_, err := New(nil).ListRepos(context.Background(), conn(f, slipway.AuthOAuth), forge.ListOptions{})
+		c := conn(f, slipway.AuthOAuth)
+		c.Integration.Settings = map[string]string{"workspace": "acme"}
+		_, err := New(nil).ListRepos(context.Background(), c, forge.ListOptions{})
 		e, ok := slipway.AsError(err)
 		if !ok || e.Code != slipway.ECodeRateLimited || e.Details["retry_after"] != "30" || e.Details["resource"] != "api-repositories" {
 			t.Errorf("status %d: err = %v, want rate_limited with details", status, err)
@@ -207,7 +237,7 @@ func TestHooks(t *testing.T) {
 	if r.Method != http.MethodPost || r.Path != "/2.0/repositories/acme/svc-1/hooks" || r.Body["secret"] != "per-hook" || r.Body["active"] != true || r.Body["url"] != "https://slipway.example.test/hooks/bitbucket/int_1" {
 		t.Errorf("install request %s %s %v", r.Method, r.Path, r.Body)
 	}
-	if ev, _ := r.Body["events"].([]any); len(ev) != 2 || ev[0] != "repo:push" {
+	if ev, _ := r.Body["events"].([]any); len(ev) != 3 || ev[0] != "repo:push" || ev[2] != "repo:transfer" {
 		t.Errorf("events = %v", r.Body["events"])
 	}
 	if err := p.RemoveHook(ctx, c, repo, id); err != nil {
@@ -267,7 +297,7 @@ func TestCloneCredentials(t *testing.T) {
 
 func TestOAuth(t *testing.T) {
 	ep := New(nil).OAuthEndpoint("")
-	if ep.AuthURL != DefaultSiteURL+"/site/oauth2/authorize" || ep.TokenURL != DefaultSiteURL+"/site/oauth2/access_token" {
+	if ep.AuthURL != "https://bitbucket.org/site/oauth2/authorize" || ep.TokenURL != "https://bitbucket.org/site/oauth2/access_token" {
 		t.Errorf("endpoint = %+v", ep)
 	}
 	if got := strings.Join(New(nil).OAuthScopes(), " "); got != "repository account webhook" {

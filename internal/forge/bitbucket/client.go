@@ -16,7 +16,7 @@ import (
 // client is a thin typed client for the Bitbucket Cloud 2.0 REST API, bound
 // to one connection.
 type client struct {
-	base string // API root, without /2.0
+	base string // API root, with /2.0
 	rest *restapi.Client
 }
 
@@ -25,10 +25,13 @@ func (p *Provider) client(ctx context.Context, c *forge.Conn) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bitbucket: access token: %w", err)
 	}
-	base := strings.TrimRight(c.APIBaseURL(), "/")
-	if base == "" {
-		base = DefaultAPIURL
+	// Only the public base URL counts: Bitbucket Cloud has no internal
+	// address, and the API root is fixed (endpointsFor).
+	ep, err := endpointsFor(c.Integration.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("bitbucket: %w", err)
 	}
+	base := ep.API
 	rest := &restapi.Client{Provider: "bitbucket", HTTP: c.HTTPClient(), DecodeError: decodeError}
 	if c.Integration.AuthMethod == slipway.AuthBasicToken {
 		user := c.Secret.Username
@@ -52,12 +55,12 @@ func decodeError(body []byte, he *restapi.HTTPError) {
 }
 
 // do sends one request. path is either a path under the API root
-// ("/2.0/user") or an absolute "next" URL from a previous page, which must
+// ("/user") or an absolute "next" URL from a previous page, which must
 // stay on the same host. out, when non-nil, receives the decoded body.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, in, out any) (http.Header, error) {
 	target := c.base + path
 	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-		if !sameOrigin(path, c.base) {
+		if !underRoot(path, c.base) {
 			return nil, fmt.Errorf("bitbucket: refusing to follow %q off the API host", path)
 		}
 		target = path
@@ -68,10 +71,13 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	return c.rest.Do(ctx, restapi.Request{Method: method, URL: target, Path: path, In: in, Out: out})
 }
 
-func sameOrigin(a, b string) bool {
-	ua, err1 := url.Parse(a)
-	ub, err2 := url.Parse(b)
-	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && ua.Host == ub.Host
+// underRoot reports whether a "next" link stays under the API root, so a
+// page cannot send the credentials anywhere else.
+func underRoot(link, root string) bool {
+	ul, err1 := url.Parse(link)
+	ur, err2 := url.Parse(root)
+	return err1 == nil && err2 == nil && ul.Scheme == ur.Scheme && ul.Host == ur.Host && ul.User == nil &&
+		strings.HasPrefix(ul.Path, ur.Path+"/")
 }
 
 // apiError maps a failed call to a Slipway error, in Bitbucket's words;
@@ -87,7 +93,8 @@ func apiError(what string, err error, notFound *slipway.Error) error {
 		},
 		Forbidden: func(what string, he *restapi.HTTPError) *slipway.Error {
 			return slipway.Errorf(slipway.ECodeForbidden, "Bitbucket refused %s: %s", what, orDefault(he.Message, "the credentials lack permission")).
-				WithFix("Give the account admin access to the repository, and the token the repository, account and webhook scopes")
+				WithFix("Give the account admin access to the repository, and the credential the scopes Slipway needs: " +
+					"API token " + strings.Join(apiTokenScopes, ", ") + "; OAuth consumer or access token " + strings.Join(oauthScopes, ", "))
 		},
 	}.Map(what, err, notFound)
 }
@@ -99,21 +106,16 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// repoPath is /2.0/repositories/{workspace}/{slug} with each part escaped.
+// repoPath is /repositories/{workspace}/{slug} with each part escaped.
 func repoPath(repo forge.Repo) (string, error) {
 	ws, slug, ok := strings.Cut(repo.FullName, "/")
 	if !ok || ws == "" || slug == "" {
 		return "", slipway.Errorf(slipway.ECodeInvalid, "Bitbucket repository name %q is not workspace/slug", repo.FullName)
 	}
-	return "/2.0/repositories/" + url.PathEscape(ws) + "/" + url.PathEscape(slug), nil
+	return "/repositories/" + url.PathEscape(ws) + "/" + url.PathEscape(slug), nil
 }
 
-// refPath escapes each segment of a branch or tag name but keeps its
-// slashes, which is how Bitbucket expects names like feature/login.
-func refPath(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	return strings.Join(parts, "/")
-}
+// refPath escapes a branch or tag name as one path segment: the API
+// description makes {name} a single parameter, so feature/login travels
+// as feature%2Flogin.
+func refPath(name string) string { return url.PathEscape(name) }

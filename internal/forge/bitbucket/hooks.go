@@ -15,8 +15,10 @@ import (
 	"slipway.dev/slipway/internal/forge/restapi"
 )
 
-// hookEvents are the events Slipway subscribes a repository hook to.
-var hookEvents = []string{"repo:push", "repo:updated"}
+// hookEvents are the events Slipway subscribes a repository hook to:
+// pushes, and renames and transfers (which change the full name Slipway
+// shows and clones by).
+var hookEvents = []string{"repo:push", "repo:updated", "repo:transfer"}
 
 // InstallHook implements forge.HookInstaller: a repository webhook whose
 // deliveries are signed with the per-hook secret.
@@ -134,7 +136,7 @@ func (p *Provider) ParseHookEvents(header http.Header, body []byte, secret strin
 		return nil, forge.ErrBadSignature
 	}
 	key := header.Get("X-Event-Key")
-	if key != "repo:push" && key != "repo:updated" {
+	if key != "repo:push" && key != "repo:updated" && key != "repo:transfer" {
 		return nil, forge.ErrIgnored
 	}
 	var pl hookPayload
@@ -150,6 +152,11 @@ func (p *Provider) ParseHookEvents(header http.Header, body []byte, secret strin
 	}
 	delivery := header.Get("X-Request-UUID")
 
+	if key == "repo:transfer" {
+		// The repository moved to another workspace: its full name changed,
+		// its UUID did not.
+		return []slipway.Event{{Kind: slipway.EventRepositoryChanged, DeliveryID: delivery, Repo: repo}}, nil
+	}
 	if key == "repo:updated" {
 		// Only a rename or a transfer changes what Slipway tracks.
 		_, renamed := pl.Changes["full_name"]

@@ -292,6 +292,21 @@ func TestHookDeliveryCompareStatus(t *testing.T) {
 	if err != nil || ev.Kind != slipway.EventTag || ev.Push.Tag != "v2" {
 		t.Errorf("tag push: %+v, %v", ev, err)
 	}
+
+	// An annotated tag pushed with git: Gitea's after is the tag object,
+	// and only head_commit is the commit, which is what Head must carry.
+	tagCommit, tagObject := s.PushAnnotatedTag(t, a.user, a.password, repo.FullName, "main", "v3", "release v3")
+	if tagCommit == tagObject {
+		t.Fatalf("git made a lightweight tag (%s)", tagObject)
+	}
+	annotated := rcv.wait(t, "push", func(b string) bool { return strings.Contains(b, `"refs/tags/v3"`) })
+	ev, err = p.ParseHook(annotated.header, annotated.body, secret)
+	if err != nil || ev.Kind != slipway.EventTag || ev.Push.Head.SHA != tagCommit {
+		t.Errorf("annotated tag push: head %+v (commit %s, tag object %s), %v", ev.Push, tagCommit, tagObject, err)
+	}
+	if ev.Push != nil && ev.Push.After != tagObject {
+		t.Logf("note: Gitea's after for an annotated tag is %s (tag object %s, commit %s)", ev.Push.After, tagObject, tagCommit)
+	}
 	create := rcv.wait(t, "create", func(string) bool { return true })
 	if _, err := p.ParseHook(create.header, create.body, secret); err != forge.ErrIgnored {
 		t.Errorf("create event: %v, want ErrIgnored", err)
@@ -308,6 +323,7 @@ func TestHookDeliveryCompareStatus(t *testing.T) {
 	if *record {
 		saveDelivery(t, "push", push)
 		saveDelivery(t, "push_tag", tagPush)
+		saveDelivery(t, "push_annotated_tag", annotated)
 		saveDelivery(t, "create_tag", create)
 		saveDelivery(t, "delete_branch", del)
 	}

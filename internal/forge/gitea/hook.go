@@ -159,7 +159,9 @@ func parsePush(body []byte, delivery string) (slipway.Event, error) {
 	} else if n := len(p.Commits); n > 0 {
 		push.Head = p.Commits[n-1].commit()
 	}
-	if push.Head.SHA == "" {
+	if push.Head.SHA == "" && push.Branch != "" {
+		// A branch names a commit; for an annotated tag after is the tag
+		// object and only head_commit is the commit.
 		push.Head.SHA = p.After
 	}
 	seen := map[string]bool{}

@@ -94,8 +94,11 @@ var (
 )
 
 // APIBase turns an integration's base URL into the REST API base with a
-// trailing slash: empty or github.com → https://api.github.com/, a GHES
-// address → {address}/api/v3/. A URL already naming an API base is kept.
+// trailing slash: empty or github.com → https://api.github.com/, GitHub
+// Enterprise Cloud with data residency (<tenant>.ghe.com) →
+// https://api.<tenant>.ghe.com/, a GHES address → {address}/api/v3/. A
+// URL already naming an API base is kept. It and WebBase are the one place
+// that knows each GitHub's API and web roots.
 func APIBase(baseURL string) (string, error) {
 	baseURL = strings.TrimSpace(baseURL)
 	if baseURL == "" {
@@ -110,6 +113,10 @@ func APIBase(baseURL string) (string, error) {
 		return DefaultAPIBase, nil
 	}
 	path := strings.TrimSuffix(u.Path, "/")
+	if tenant, ok := gheTenant(u.Host); ok && path == "" {
+		u.Host, u.Path = "api."+tenant+"."+gheDomain, "/"
+		return u.String(), nil
+	}
 	if strings.HasPrefix(u.Host, "api.") || strings.HasSuffix(path, "/api/v3") {
 		u.Path = path + "/"
 		return u.String(), nil
@@ -118,8 +125,25 @@ func APIBase(baseURL string) (string, error) {
 	return u.String(), nil
 }
 
+// gheDomain is GitHub Enterprise Cloud with data residency: each
+// enterprise has <tenant>.ghe.com for the web and api.<tenant>.ghe.com
+// for the REST API (no /api/v3).
+const gheDomain = "ghe.com"
+
+// gheTenant returns the tenant of a <tenant>.ghe.com or
+// api.<tenant>.ghe.com host.
+func gheTenant(host string) (string, bool) {
+	name, ok := strings.CutSuffix(strings.ToLower(host), "."+gheDomain)
+	name = strings.TrimPrefix(name, "api.")
+	if !ok || name == "" || strings.Contains(name, ".") {
+		return "", false
+	}
+	return name, true
+}
+
 // WebBase is the browser-facing address matching an API base: github.com
-// for the public API, the GHES host for {ghes}/api/v3/.
+// for the public API, <tenant>.ghe.com for api.<tenant>.ghe.com, the GHES
+// host for {ghes}/api/v3/.
 func WebBase(apiBase string) string {
 	if apiBase == "" || apiBase == DefaultAPIBase {
 		return "https://github.com"
@@ -127,6 +151,9 @@ func WebBase(apiBase string) string {
 	u, err := url.Parse(apiBase)
 	if err != nil {
 		return strings.TrimSuffix(apiBase, "/")
+	}
+	if tenant, ok := gheTenant(u.Host); ok {
+		return u.Scheme + "://" + tenant + "." + gheDomain
 	}
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v3")
 	u.RawQuery, u.Fragment = "", ""

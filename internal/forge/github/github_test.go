@@ -40,6 +40,14 @@ func TestAPIBase(t *testing.T) {
 		"https://ghe.example.com/":        "https://ghe.example.com/api/v3/",
 		"https://ghe.example.com/api/v3":  "https://ghe.example.com/api/v3/",
 		"https://ghe.example.com/api/v3/": "https://ghe.example.com/api/v3/",
+		// GitHub Enterprise Cloud with data residency: no /api/v3.
+		"https://octo-corp.ghe.com":      "https://api.octo-corp.ghe.com/",
+		"https://octo-corp.ghe.com/":     "https://api.octo-corp.ghe.com/",
+		"https://api.octo-corp.ghe.com":  "https://api.octo-corp.ghe.com/",
+		"https://OCTO-corp.GHE.com":      "https://api.octo-corp.ghe.com/",
+		"https://a.b.ghe.com":            "https://a.b.ghe.com/api/v3/", // not a tenant host: a GHES name
+		"https://ghe.com":                "https://ghe.com/api/v3/",
+		"https://octo-corp.ghe.com.evil": "https://octo-corp.ghe.com.evil/api/v3/",
 	} {
 		got, err := APIBase(in)
 		if err != nil || got != want {
@@ -54,6 +62,9 @@ func TestAPIBase(t *testing.T) {
 	}
 	if got := WebBase(DefaultAPIBase); got != "https://github.com" {
 		t.Errorf("WebBase(github.com) = %q", got)
+	}
+	if got := WebBase("https://api.octo-corp.ghe.com/"); got != "https://octo-corp.ghe.com" {
+		t.Errorf("WebBase(ghe.com) = %q", got)
 	}
 }
 
@@ -84,7 +95,7 @@ func TestManifest(t *testing.T) {
 
 func TestConvertManifest(t *testing.T) {
 	f := newFakeGitHub(t, 0)
-	cfg, err := ConvertManifest(context.Background(), f.srv.Client(), f.srv.URL, "a1b2c3d4e5")
+	cfg, err := ConvertManifest(context.Background(), f.http, f.srv.URL, "a1b2c3d4e5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +115,7 @@ func TestConvertManifest(t *testing.T) {
 		t.Errorf("VerifyInstallation with converted App: %v", err)
 	}
 
-	_, err = ConvertManifest(context.Background(), f.srv.Client(), f.srv.URL, "expired")
+	_, err = ConvertManifest(context.Background(), f.http, f.srv.URL, "expired")
 	if slipway.ErrorCodeOf(err) != slipway.ECodeInvalid {
 		t.Errorf("expired code: %v", err)
 	}
@@ -178,7 +189,7 @@ func TestTokenCacheOneMintForConcurrentCallers(t *testing.T) {
 	f := newFakeGitHub(t, 1)
 	f.mintDelay = 20 * time.Millisecond
 	app, _ := NewApp(fakeAppID, []byte(f.keyPEM), "", f.srv.URL)
-	tc := NewTokenCache(app, f.srv.Client(), f.clock.Now)
+	tc := NewTokenCache(app, f.http, f.clock.Now)
 
 	const callers = 50
 	var wg sync.WaitGroup

@@ -134,7 +134,9 @@ func parsePush(body []byte) (slipway.Event, error) {
 		Ref: pl.Ref, Before: pl.Before, After: pl.After,
 		Created: pl.Created, Deleted: pl.Deleted, Pusher: pl.Pusher.Name,
 	}
-	if !pl.Deleted {
+	if !pl.Deleted && strings.HasPrefix(pl.Ref, "refs/heads/") {
+		// A branch names a commit; a tag's after may be a tag object, and
+		// only head_commit is the commit.
 		push.Head.SHA = pl.After
 	}
 	if h := pl.HeadCommit; h != nil && !pl.Deleted {

@@ -116,6 +116,11 @@ func (tc *TokenCache) create(ctx context.Context, installationID int64, opts *gh
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("github: installation token: %w", err)
 	}
+	if opts == nil {
+		// An empty object, not a JSON null: the description types the
+		// body as an object (a whole-installation token asks for nothing).
+		opts = &gh.InstallationTokenOptions{}
+	}
 	tok, resp, err := client.Apps.CreateInstallationToken(ctx, installationID, opts)
 	if err != nil {
 		switch statusOf(resp) {

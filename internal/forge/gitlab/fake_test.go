@@ -20,6 +20,7 @@ const testToken = "glpat-contract-token"
 type fakeGitLab struct {
 	t      *testing.T
 	srv    *httptest.Server
+	http   *http.Client // validates every request against GitLab's description, then reaches srv
 	scopes []string
 
 	mu       sync.Mutex
@@ -37,6 +38,9 @@ func newFakeGitLab(t *testing.T) *fakeGitLab {
 	f := &fakeGitLab{t: t, scopes: []string{"api"}, override: map[string]http.HandlerFunc{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
+	tr := apiDoc.NewTransport(t, f.srv.URL)
+	tr.AnyHost = true // self-managed GitLab answers wherever it is installed
+	f.http = tr.Client()
 	return f
 }
 

@@ -17,6 +17,7 @@ func conn(f *fakeGitLab, method slipway.AuthMethod) *forge.Conn {
 	return &forge.Conn{
 		Integration: slipway.Integration{Provider: slipway.ProviderGitLab, AuthMethod: method, BaseURL: f.srv.URL},
 		Secret:      forge.Secret{Token: testToken},
+		HTTP:        f.http,
 	}
 }
 
@@ -274,5 +275,48 @@ func TestOAuth(t *testing.T) {
 	}
 	if p.Kind() != slipway.ProviderGitLab {
 		t.Errorf("Kind = %s", p.Kind())
+	}
+}
+
+// TestDeliveryKeyUniquePerDelivery: before GitLab 17.4 one request runs
+// the same project hook once per ref with one X-Gitlab-Event-UUID; each
+// run must keep its own delivery key (or the receiver's dedupe drops a
+// ref), while a retry of one run keeps its key.
+func TestDeliveryKeyUniquePerDelivery(t *testing.T) {
+	cases := map[string]forgetest.HookCase{}
+	for _, c := range forgetest.LoadHookCases(t, "testdata/hooks") {
+		cases[c.Name] = c
+	}
+	parse := func(c forgetest.HookCase) slipway.Event {
+		t.Helper()
+		h := c.Header.Clone()
+		h.Set("X-Gitlab-Token", "s3cret")
+		ev, err := New(nil).ParseHook(h, c.Body, "s3cret")
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		return ev
+	}
+	branch, tag := parse(cases["multi_ref_1_branch"]), parse(cases["multi_ref_2_tag"])
+	if cases["multi_ref_1_branch"].Header.Get("X-Gitlab-Event-UUID") != cases["multi_ref_2_tag"].Header.Get("X-Gitlab-Event-UUID") {
+		t.Fatal("the fixtures must share one event UUID, as GitLab before 17.4 sends")
+	}
+	if branch.DeliveryID == "" || branch.DeliveryID == tag.DeliveryID {
+		t.Errorf("two hook runs of one request share delivery key %q", branch.DeliveryID)
+	}
+	if again := parse(cases["multi_ref_1_branch"]); again.DeliveryID != branch.DeliveryID {
+		t.Errorf("a retry changed the delivery key: %q then %q", branch.DeliveryID, again.DeliveryID)
+	}
+	// 17.4 and later: Idempotency-Key is the key as sent.
+	push := cases["push"]
+	if got := parse(push).DeliveryID; got != push.Header.Get("Idempotency-Key") {
+		t.Errorf("with Idempotency-Key the key is %q", got)
+	}
+	// No UUID at all (old instances): still one key per body.
+	old := cases["multi_ref_1_branch"]
+	old.Header = old.Header.Clone()
+	old.Header.Del("X-Gitlab-Event-UUID")
+	if got := parse(old).DeliveryID; got == "" || got == branch.DeliveryID {
+		t.Errorf("without an event UUID the key is %q", got)
 	}
 }

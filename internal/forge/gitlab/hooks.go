@@ -2,7 +2,9 @@ package gitlab
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -65,7 +67,6 @@ const zeroSHA = "0000000000000000000000000000000000000000"
 // request and system hook deliveries.
 type hookPayload struct {
 	ObjectKind        string     `json:"object_kind"`
-	EventName         string     `json:"event_name"`
 	Before            string     `json:"before"`
 	After             string     `json:"after"`
 	Ref               string     `json:"ref"`
@@ -125,22 +126,21 @@ func (p *Provider) ParseHook(header http.Header, body []byte, secret string) (sl
 	if err := json.Unmarshal(body, &pl); err != nil {
 		return slipway.Event{}, fmt.Errorf("gitlab: decode hook payload: %w", err)
 	}
-	kind := pl.ObjectKind
-	if kind == "" {
-		kind = pl.EventName // system hooks name the event here
-	}
-	ev := slipway.Event{DeliveryID: deliveryID(header), Repo: repoRef(pl)}
+	// Slipway installs project hooks only. A system hook (an instance
+	// administrator pointed one here) or a payload about no project
+	// (group and instance events) is valid but not Slipway's to act on.
 	switch header.Get("X-Gitlab-Event") {
-	case "Push Hook", "Tag Push Hook", "Merge Request Hook", "System Hook":
+	case "Push Hook", "Tag Push Hook", "Merge Request Hook":
 	default:
 		return slipway.Event{}, forge.ErrIgnored
 	}
+	ev := slipway.Event{DeliveryID: deliveryID(header, body), Repo: repoRef(pl)}
 	if ev.Repo.ID == "" {
-		return slipway.Event{}, fmt.Errorf("gitlab: hook payload names no project")
+		return slipway.Event{}, forge.ErrIgnored
 	}
-	switch kind {
+	switch pl.ObjectKind {
 	case "push", "tag_push":
-		push, evKind, err := parsePush(pl, kind == "tag_push")
+		push, evKind, err := parsePush(pl, pl.ObjectKind == "tag_push")
 		if err != nil {
 			return slipway.Event{}, err
 		}
@@ -168,14 +168,25 @@ func VerifyToken(header http.Header, secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(secret)) == 1
 }
 
-// deliveryID prefers Idempotency-Key (unique per hook and delivery, kept
-// across retries) over X-Gitlab-Event-UUID (shared by every hook that
-// receives the same event, on instances that predate the key).
-func deliveryID(h http.Header) string {
+// deliveryID is unique per delivery on every GitLab version, and the same
+// for a retry of it:
+//   - Idempotency-Key (GitLab 17.4 and later) is exactly that;
+//   - before 17.4, X-Gitlab-Event-UUID is shared by every hook execution
+//     one request triggers (a push of two refs runs the same project hook
+//     twice with one UUID), so the key adds a digest of the body, which
+//     differs between those executions and not between retries;
+//   - with neither header (GitLab before 15.x sends no event UUID), the
+//     body digest alone.
+func deliveryID(h http.Header, body []byte) string {
 	if v := h.Get("Idempotency-Key"); v != "" {
 		return v
 	}
-	return h.Get("X-Gitlab-Event-UUID")
+	sum := sha256.Sum256(body)
+	digest := hex.EncodeToString(sum[:12])
+	if v := h.Get("X-Gitlab-Event-UUID"); v != "" {
+		return v + ":" + digest
+	}
+	return "body:" + digest
 }
 
 func repoRef(pl hookPayload) slipway.RepoRef {
@@ -222,7 +233,13 @@ func parsePush(pl hookPayload, tagPush bool) (*slipway.PushEvent, slipway.EventK
 		push.ChangedFilesComplete = false
 		return push, kind, nil
 	}
-	head := pl.After
+	// checkout_sha is the commit; for an annotated tag after is the tag
+	// object. Without checkout_sha only a branch's after is known to be a
+	// commit.
+	head := ""
+	if kind == slipway.EventPush {
+		head = pl.After
+	}
 	if pl.CheckoutSHA != nil && *pl.CheckoutSHA != "" {
 		head = *pl.CheckoutSHA
 	}

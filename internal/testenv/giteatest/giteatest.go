@@ -605,6 +605,17 @@ func (s *Server) PushTag(t testing.TB, user, password, repoFullName, branch, tag
 	return git("rev-parse", "HEAD")
 }
 
+// PushAnnotatedTag is PushTag with an annotated tag (git tag -a): the
+// pushed ref then names a tag object, not the commit. It returns both.
+func (s *Server) PushAnnotatedTag(t testing.TB, user, password, repoFullName, branch, tag, message string) (commit, tagObject string) {
+	t.Helper()
+	git, _ := s.clone(t, user, password, repoFullName)
+	git("checkout", "--quiet", "-B", branch, "origin/"+branch)
+	git("tag", "-a", tag, "-m", message)
+	git("push", "--quiet", "origin", "refs/tags/"+tag)
+	return git("rev-parse", "HEAD"), git("rev-parse", "refs/tags/"+tag)
+}
+
 // clone clones repoFullName into a temporary work tree and returns a git
 // runner for it. Credentials travel as an http.extraHeader through the
 // environment, never in the URL or on the command line.

@@ -35,8 +35,9 @@ const (
 	ECodeProjectsReadOnly          ErrorCode = "projects_read_only"          // 409: new legacy Projects are refused
 
 	// Hosts.
-	ECodeHostReserved ErrorCode = "host_reserved" // 409: the control plane's own host, an alias of it, or a name under the base domain
-	ECodeHostTaken    ErrorCode = "host_taken"    // 409: another Service holds the host
+	ECodeHostReserved     ErrorCode = "host_reserved"     // 409: the control plane's own host, an alias of it, or a name under the base domain
+	ECodeHostTaken        ErrorCode = "host_taken"        // 409: another Service holds the host
+	ECodeDomainUnverified ErrorCode = "domain_unverified" // 422: the domain's ownership record is missing
 )
 
 // Error is Slipway's error type: a code, a human message, and optionally the

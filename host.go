@@ -11,17 +11,19 @@ import (
 // an IPv6 literal. Anything that compares host names compares these, so
 // "Example.COM.:443" and "example.com" cannot be told apart anywhere.
 func NormalizeHost(host string) string {
-	host = strings.TrimSpace(host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Strip until nothing changes, so odd input ("[x].", " [::1] ", "[:")
+	// has one spelling too and normalizing twice is normalizing once.
+	for {
+		next := strings.TrimSpace(host)
+		if h, _, err := net.SplitHostPort(next); err == nil {
+			next = h
+		}
+		next = strings.ToLower(strings.TrimRight(strings.TrimSpace(strings.Trim(next, "[]")), "."))
+		if next == host {
+			return host
+		}
+		host = next
 	}
-	host = strings.TrimPrefix(host, "[")
-	host = strings.TrimSuffix(host, "]")
-	host = strings.ToLower(host)
-	for strings.HasSuffix(host, ".") {
-		host = strings.TrimSuffix(host, ".")
-	}
-	return host
 }
 
 // DomainWithin reports whether host is domain itself or a name under it

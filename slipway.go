@@ -268,6 +268,23 @@ const (
 	HostPending HostState = "pending" // waiting for proof of ownership; never routed
 )
 
+// DomainVerification is a custom domain a Service asked for, waiting for
+// its owner to prove control of it: a TXT record named
+// _slipway-challenge.<domain> carrying Token. Until then it is not routed
+// and blocks nobody.
+type DomainVerification struct {
+	Domain    string     `json:"domain"`
+	Token     string     `json:"token"`
+	OrgID     string     `json:"-"`
+	ServiceID string     `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// ChallengeRecordName is the TXT record that proves control of domain.
+func ChallengeRecordName(domain string) string { return "_slipway-challenge." + domain }
+
 // HostClaim is one host name held by one Service. A host is held by at most
 // one Service across the whole installation.
 type HostClaim struct {

@@ -43,6 +43,12 @@ func (w logWriter) Write(b []byte) (int, error) {
 // given data directory (reuse one to simulate a restart).
 func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *server.Server {
 	t.Helper()
+	return startConfigured(t, dataDir, addr, reconcile, nil)
+}
+
+// startConfigured is startServer with a last say on the configuration.
+func startConfigured(t testing.TB, dataDir, addr string, reconcile time.Duration, configure func(*server.Config)) *server.Server {
+	t.Helper()
 	// Workspaces must be reachable by the per-Service users: not under the
 	// test's 0700 temporary directory. One per data directory, so a
 	// restarted server finds its builds.
@@ -65,8 +71,9 @@ func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *s
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	srv, err := server.Start(context.Background(), server.Config{
+	cfg := server.Config{
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
+		DNSResolver:       "127.0.0.1:1", // no DNS question leaves the machine; tests that need answers run dnstest
 		DatabaseURL:       databaseURL(t, dataDir),
 		ReconcileInterval: reconcile,
 		Forges:            providers.All(logger),
@@ -74,7 +81,11 @@ func startServer(t testing.TB, dataDir, addr string, reconcile time.Duration) *s
 			return process.New(logger, sb, process.Options{}), nil
 		},
 		Logger: logger,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

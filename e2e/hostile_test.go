@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/server"
 	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/testenv/dnstest"
 	"slipway.dev/slipway/internal/testenv/giteatest"
 )
 
@@ -51,7 +53,8 @@ func TestHostileTenantCannotTakeHosts(t *testing.T) {
 	}
 	ctx := context.Background()
 	g := giteatest.Shared(t)
-	srv := startServer(t, filepath.Join(t.TempDir(), "data"), "", -1)
+	dns := dnstest.Start(t)
+	srv := startConfigured(t, filepath.Join(t.TempDir(), "data"), "", -1, func(c *server.Config) { c.DNSResolver = dns.Addr })
 	_, port, _ := net.SplitHostPort(srv.Addr())
 	a := api{t: t, base: srv.URL(), token: srv.Bootstrap.Token}
 
@@ -99,7 +102,18 @@ func TestHostileTenantCannotTakeHosts(t *testing.T) {
 	var depA slipway.Deployment
 	a.must("POST", "/api/v1/services/"+webA.ID+"/deploy", map[string]any{}, &depA)
 	a.waitLive(depA.ID, 5*time.Minute)
-	a.must("PATCH", "/api/v1/services/"+webA.ID, map[string]any{"domains": []string{"shop.alice.example.test"}}, nil)
+	// B asks for A's domain before A does: pending blocks nobody, and B
+	// cannot prove it.
+	var squat service.DomainView
+	b.must("POST", "/api/v1/services/"+webB.ID+"/domains", map[string]string{"domain": "shop.alice.example.test"}, &squat)
+	if code, body := b.do("POST", "/api/v1/services/"+webB.ID+"/domains/shop.alice.example.test/verify", nil, nil); code != 422 || !strings.Contains(string(body), "domain_unverified") {
+		t.Errorf("B verifies a domain it does not control: %d %s", code, body)
+	}
+	verifyDomain(t, a, dns, webA.ID, "shop.alice.example.test")
+	if code, body := b.do("POST", "/api/v1/services/"+webB.ID+"/domains/shop.alice.example.test/verify", nil, nil); code == 200 {
+		t.Errorf("B verified A's domain with A's record: %s", body)
+	}
+	b.must("DELETE", "/api/v1/services/"+webB.ID+"/domains/shop.alice.example.test", nil, nil)
 
 	// B claims A's hosts and the control plane's names in every spelling.
 	for _, d := range []string{
@@ -139,7 +153,7 @@ func TestHostileTenantCannotTakeHosts(t *testing.T) {
 	}
 
 	// A domain B adds and removes stops answering at once.
-	b.must("PATCH", "/api/v1/services/"+webB.ID, map[string]any{"domains": []string{"mallory.example.test"}}, nil)
+	verifyDomain(t, b, dns, webB.ID, "mallory.example.test")
 	if _, body, _ := get(srv.URL(), "mallory.example.test"); !strings.HasPrefix(body, "mallory saw") {
 		t.Errorf("B's new domain answered %q", body)
 	}
@@ -192,4 +206,24 @@ func hostRequest(t *testing.T, url, host, token string) (int, string) {
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(body)
+}
+
+// verifyDomain adds a domain to a Service and proves it as its owner
+// would: the TXT record the API names, served by the test DNS server.
+func verifyDomain(t *testing.T, c api, dns *dnstest.Server, serviceID, domain string) {
+	t.Helper()
+	var d service.DomainView
+	c.must("POST", "/api/v1/services/"+serviceID+"/domains", map[string]string{"domain": domain}, &d)
+	if d.State != service.DomainPending || d.Record == nil || d.Record.Type != "TXT" {
+		t.Fatalf("a new domain: %+v, want pending with its TXT record", d)
+	}
+	// Unrouted, it falls through to the control plane's own pages.
+	if _, body, _ := get(c.base, domain); strings.HasPrefix(body, "hello from") || strings.HasPrefix(body, "mallory saw") {
+		t.Errorf("the pending domain %s reached an app: %q", domain, body)
+	}
+	dns.SetTXT(d.Record.Name, d.Record.Value)
+	c.must("POST", "/api/v1/services/"+serviceID+"/domains/"+domain+"/verify", nil, &d)
+	if d.State != service.DomainVerified {
+		t.Fatalf("after its record appeared, %s is %s", domain, d.State)
+	}
 }

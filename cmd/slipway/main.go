@@ -120,6 +120,7 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		Forges:       providers.All(logger),
 		NewRuntime:   newRuntime(f.Runtime, logger),
 		Installation: installationSettings(f, proxies),
+		DNSResolver:  f.DNSResolver,
 		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
 			web.New(svc, logger, web.Options{ClientAddr: proxies}).Register(mux)
 		},
@@ -147,6 +148,7 @@ func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []servi
 	return []service.InstallationSetting{
 		{Name: "runtime", Value: f.Runtime},
 		{Name: "trusted-proxies", Value: proxies.String()},
+		{Name: "dns-resolver", Value: f.DNSResolver},
 	}
 }
 

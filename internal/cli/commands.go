@@ -14,6 +14,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/service"
 )
 
 // list is the API's list envelope.
@@ -674,6 +675,49 @@ func (a *app) serviceCmd() *cobra.Command {
 			})
 		}})
 	c.AddCommand(a.varCmd())
+	c.AddCommand(a.domainCmd())
+	return c
+}
+
+func (a *app) domainCmd() *cobra.Command {
+	c := &cobra.Command{Use: "domain", Aliases: []string{"domains"}, Short: "Custom domains (pending until their DNS record proves ownership)"}
+	printDomain := func(w io.Writer, d service.DomainView) {
+		fmt.Fprintf(w, "%s\t%s\n", d.Domain, d.State)
+		if d.Record != nil {
+			fmt.Fprintf(w, "\tcreate the DNS record: %s %s %q\n", d.Record.Name, d.Record.Type, d.Record.Value)
+		}
+		if d.LastError != "" {
+			fmt.Fprintf(w, "\tlast check: %s\n", d.LastError)
+		}
+	}
+	c.AddCommand(&cobra.Command{Use: "add SERVICE DOMAIN", Short: "Add a custom domain; it is routed once verified", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out service.DomainView
+			return a.call(cmd, "POST", "/api/v1/services/"+esc(args[0])+"/domains", map[string]string{"domain": args[1]}, &out, func(w io.Writer) {
+				printDomain(w, out)
+				fmt.Fprintf(w, "then: slipway service domain verify %s %s\n", args[0], out.Domain)
+			})
+		}})
+	c.AddCommand(&cobra.Command{Use: "list SERVICE", Short: "List a service's custom domains and what each waits for", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out list[service.DomainView]
+			return a.call(cmd, "GET", "/api/v1/services/"+esc(args[0])+"/domains", nil, &out, func(w io.Writer) {
+				for _, d := range out.Items {
+					printDomain(w, d)
+				}
+			})
+		}})
+	c.AddCommand(&cobra.Command{Use: "verify SERVICE DOMAIN", Short: "Check a pending domain's TXT record now", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out service.DomainView
+			return a.call(cmd, "POST", "/api/v1/services/"+esc(args[0])+"/domains/"+esc(args[1])+"/verify", nil, &out, func(w io.Writer) { printDomain(w, out) })
+		}})
+	c.AddCommand(&cobra.Command{Use: "remove SERVICE DOMAIN", Short: "Remove a custom domain (it stops answering at once)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.call(cmd, "DELETE", "/api/v1/services/"+esc(args[0])+"/domains/"+esc(args[1]), nil, nil, func(w io.Writer) {
+				fmt.Fprintf(w, "removed %s from %s\n", args[1], args[0])
+			})
+		}})
 	return c
 }
 

@@ -98,7 +98,7 @@ func StatusFor(code slipway.ErrorCode) int {
 		return http.StatusGone
 	case slipway.ECodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case slipway.ECodeScopesMissing, slipway.ECodeCredentialsInvalid, slipway.ECodeRepoNotVisible, slipway.ECodeRefNotFound,
+	case slipway.ECodeScopesMissing, slipway.ECodeCredentialsInvalid, slipway.ECodeRepoNotVisible, slipway.ECodeRefNotFound, slipway.ECodeDomainUnverified,
 		slipway.ECodeIntegrationNeedsAttention:
 		return http.StatusUnprocessableEntity
 	case slipway.ECodeRateLimited:

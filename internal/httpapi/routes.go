@@ -11,6 +11,11 @@ import (
 	"slipway.dev/slipway/internal/store"
 )
 
+// DomainInput names a custom domain to add.
+type DomainInput struct {
+	Domain string `json:"domain"`
+}
+
 // Me is the answer of GET /api/v1/me.
 type Me struct {
 	UserID string `json:"user_id"`
@@ -433,6 +438,29 @@ func (api *API) table() []route {
 		{method: "DELETE", pattern: "/api/v1/services/{svc}/variables/{key}", summary: "Remove a variable", tag: "services",
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
 				return respondEmpty(w, s.DeleteVariable(r.Context(), a, r.PathValue("svc"), r.PathValue("key")))
+			}},
+		{method: "GET", pattern: "/api/v1/services/{svc}/domains", summary: "A service's custom domains: verified, or pending with the DNS record that proves ownership", tag: "services", response: List[service.DomainView]{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				domains, err := s.ListDomains(r.Context(), a, r.PathValue("svc"))
+				return respond(w, 200, listOf(domains, len(domains), store.Page{Limit: len(domains)}), err)
+			}},
+		{method: "POST", pattern: "/api/v1/services/{svc}/domains", summary: "Add a custom domain (pending until its TXT record is verified)", tag: "services", request: DomainInput{}, response: service.DomainView{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				var in DomainInput
+				if err := decode(r, &in); err != nil {
+					return err
+				}
+				d, err := s.AddDomain(r.Context(), a, r.PathValue("svc"), in.Domain)
+				return respond(w, 201, d, err)
+			}},
+		{method: "POST", pattern: "/api/v1/services/{svc}/domains/{domain}/verify", summary: "Check a pending domain's TXT record now; verified domains are routed", tag: "services", response: service.DomainView{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				d, err := s.VerifyDomain(r.Context(), a, r.PathValue("svc"), r.PathValue("domain"))
+				return respond(w, 200, d, err)
+			}},
+		{method: "DELETE", pattern: "/api/v1/services/{svc}/domains/{domain}", summary: "Remove a custom domain (it stops answering at once)", tag: "services",
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				return respondEmpty(w, s.RemoveDomain(r.Context(), a, r.PathValue("svc"), r.PathValue("domain")))
 			}},
 		{method: "GET", pattern: "/api/v1/services/{svc}/deployments", summary: "List a service's deployments, newest first", tag: "deployments", response: List[slipway.Deployment]{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {

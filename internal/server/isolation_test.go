@@ -199,6 +199,11 @@ func seedOrgA(t *testing.T, c apiClient, repoURL string) orgA {
 	a.ids["svc"], a.names["svc"] = svc.ID, app.Name+"/production/"+svc.Name
 	a.markers[svc.ID], a.markers[svc.Name] = "A's service id", "A's service name"
 
+	var dom service.DomainView
+	c.must(201, "POST", "/api/v1/services/"+svc.ID+"/domains", map[string]string{"domain": "isolation-a.example.test"}, &dom)
+	a.ids["domain"] = dom.Domain
+	a.markers[dom.Domain], a.markers[dom.Record.Value] = "A's custom domain", "A's domain verification token"
+
 	var v service.VariableView
 	c.must(200, "PUT", "/api/v1/services/"+svc.ID+"/variables/A_ISOLATION_VAR", service.VariableInput{Value: "a-variable-value"}, &v)
 	a.ids["key"] = "A_ISOLATION_VAR"

@@ -48,11 +48,14 @@ type Config struct {
 	// those users, so it cannot live inside the 0700 data directory.
 	// Default: /var/lib/slipway/workspaces/<hash of DataDir> as root,
 	// DataDir + "-workspaces" otherwise.
-	WorkspaceDir      string
-	Addr              string        // listen address, default 127.0.0.1:8080 (":0" in tests)
-	PublicURL         string        // how users and providers reach this server; default http://<addr>
-	DatabaseURL       string        // empty: SQLite in DataDir
-	BaseDomain        string        // services answer at <svc>.<env>.<app>.<BaseDomain>; default "localhost"
+	WorkspaceDir string
+	Addr         string // listen address, default 127.0.0.1:8080 (":0" in tests)
+	PublicURL    string // how users and providers reach this server; default http://<addr>
+	DatabaseURL  string // empty: SQLite in DataDir
+	BaseDomain   string // services answer at <svc>.<env>.<app>.<org-label>.<BaseDomain>; default "localhost"
+	// DNSResolver is the HOST:PORT of the DNS server that custom-domain
+	// ownership records are looked up on; empty: the system resolver.
+	DNSResolver       string
 	ReconcileInterval time.Duration // 0: default 5m; negative disables
 	AdminEmail        string        // first-start administrator, default admin@slipway.local
 	MasterKey         string        // SLIPWAY_MASTER_KEY, overrides DATA/master.key
@@ -203,7 +206,8 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	}
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
-		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir)}, log)
+		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir),
+		LookupTXT: lookupTXT(cfg.DNSResolver)}, log)
 	s.Service = svc
 
 	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})
@@ -364,6 +368,19 @@ func (s *Server) reserveControlHosts() error {
 			"use a base domain of its own (for example apps.%s) or serve the control plane from another name", base, s.controlHost, base)
 	}
 	return nil
+}
+
+// lookupTXT resolves TXT records on the configured DNS server (nil: the
+// system resolver).
+func lookupTXT(server string) func(ctx context.Context, name string) ([]string, error) {
+	if server == "" {
+		return nil
+	}
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
+	return r.LookupTXT
 }
 
 func (s *Server) reservedHosts() []string {

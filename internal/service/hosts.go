@@ -2,9 +2,11 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/store"
@@ -104,7 +106,17 @@ func (s *Service) claimGeneratedHost(ctx context.Context, tx *store.Tx, svc slip
 	if err != nil {
 		return fmt.Errorf("generated host: %w", err)
 	}
-	return tx.SetGeneratedHost(ctx, svc.OrgID, svc.ID, kind, host)
+	err = tx.SetGeneratedHost(ctx, svc.OrgID, svc.ID, kind, host)
+	if kind == slipway.HostProject && slipway.ErrorCodeOf(err) == slipway.ECodeHostTaken {
+		// Legacy Project hosts carry no organisation label: where two
+		// organisations had a Project and Service of the same names, the
+		// older Service keeps the host and this one answers at its
+		// generated host once its Project is migrated.
+		s.log.Warn("legacy project host held by an older service of another organisation; migrate the project to give this service a host",
+			"service", svc.ID, "host", host)
+		return tx.MarkHostsClaimed(ctx, svc.OrgID, svc.ID)
+	}
+	return err
 }
 
 // reclaimGeneratedHosts re-derives the generated hosts of every Service
@@ -274,4 +286,166 @@ func (s *Service) EnsureHostClaims(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// Custom domains are pending until their owner proves control: a TXT
+// record _slipway-challenge.<domain> carrying the domain's token. Only a
+// verified domain becomes a host claim, is routed and blocks anyone else;
+// a pending one blocks nobody, so nobody can squat a name they do not
+// control. Domains that existed before verification was introduced kept
+// their claims (they were routed already).
+
+// DomainView is one custom domain of a Service and what it waits for.
+type DomainView struct {
+	Domain string        `json:"domain"`
+	State  string        `json:"state"`            // "pending" or "verified"
+	Record *DomainRecord `json:"record,omitempty"` // what to create while pending
+	// CheckedAt and LastError describe the last failed ownership check.
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// DomainRecord is the DNS record that proves control of a domain.
+type DomainRecord struct {
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Domain states.
+const (
+	DomainPending  = "pending"
+	DomainVerified = "verified"
+)
+
+// ListDomains lists a Service's custom domains, verified then pending.
+func (s *Service) ListDomains(ctx context.Context, a Actor, svcRef string) ([]DomainView, error) {
+	svc, err := s.ResolveService(ctx, a, svcRef)
+	if err != nil {
+		return nil, err
+	}
+	out := []DomainView{}
+	for _, h := range svc.Hosts {
+		if h.Kind == slipway.HostCustom {
+			out = append(out, DomainView{Domain: h.Host, State: DomainVerified})
+		}
+	}
+	pending, err := s.store.ListDomainVerifications(ctx, a.OrgID, svc.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range pending {
+		out = append(out, pendingView(v))
+	}
+	return out, nil
+}
+
+func pendingView(v slipway.DomainVerification) DomainView {
+	return DomainView{Domain: v.Domain, State: DomainPending, CheckedAt: v.CheckedAt, LastError: v.LastError,
+		Record: &DomainRecord{Type: "TXT", Name: slipway.ChallengeRecordName(v.Domain), Value: v.Token}}
+}
+
+// AddDomain asks for a custom domain on a Service; it is pending until
+// verified.
+func (s *Service) AddDomain(ctx context.Context, a Actor, svcRef, domain string) (DomainView, error) {
+	svc, err := s.resolveService(ctx, a.OrgID, svcRef)
+	if err != nil {
+		return DomainView{}, err
+	}
+	if _, err := s.UpdateService(ctx, a, svc.ID, ServiceInput{Domains: append(append([]string{}, svc.Domains...), domain)}); err != nil {
+		return DomainView{}, err
+	}
+	return s.domainView(ctx, a, svc.ID, slipway.NormalizeHost(domain))
+}
+
+// RemoveDomain drops a custom domain (verified or pending) from a Service.
+func (s *Service) RemoveDomain(ctx context.Context, a Actor, svcRef, domain string) error {
+	svc, err := s.resolveService(ctx, a.OrgID, svcRef)
+	if err != nil {
+		return err
+	}
+	domain = slipway.NormalizeHost(domain)
+	kept := []string{}
+	for _, d := range svc.Domains {
+		if d != domain {
+			kept = append(kept, d)
+		}
+	}
+	if len(kept) == len(svc.Domains) {
+		return slipway.NotFound("domain", domain)
+	}
+	_, err = s.UpdateService(ctx, a, svc.ID, ServiceInput{Domains: kept})
+	return err
+}
+
+// VerifyDomain checks the TXT record of a pending domain now; when it
+// carries the domain's token, the domain becomes the Service's and is
+// routed.
+func (s *Service) VerifyDomain(ctx context.Context, a Actor, svcRef, domain string) (DomainView, error) {
+	if err := a.can(slipway.ResServices, slipway.ActUpdate); err != nil {
+		return DomainView{}, err
+	}
+	svc, err := s.resolveService(ctx, a.OrgID, svcRef)
+	if err != nil {
+		return DomainView{}, err
+	}
+	domain = slipway.NormalizeHost(domain)
+	view, err := s.domainView(ctx, a, svc.ID, domain)
+	if err != nil || view.State == DomainVerified {
+		return view, err
+	}
+	record := view.Record
+	if found, why := s.txtCarries(ctx, record.Name, record.Value); !found {
+		if err := s.store.RecordDomainCheck(ctx, a.OrgID, svc.ID, domain, why, s.now().UTC()); err != nil {
+			return DomainView{}, err
+		}
+		return DomainView{}, slipway.Errorf(slipway.ECodeDomainUnverified, "%s is not verified yet: %s", domain, why).
+			WithFix(fmt.Sprintf("create a TXT record %s with the value %s at your DNS provider, wait for it to appear, and verify again", record.Name, record.Value))
+	}
+	if err := s.store.VerifyDomain(ctx, a.OrgID, svc.ID, domain); err != nil {
+		return DomainView{}, err
+	}
+	s.audit(ctx, s.store, a, "service.domain.verify", "service", svc.ID, map[string]string{"domain": domain})
+	s.syncRoutes(ctx, a.OrgID, svc.ID)
+	return DomainView{Domain: domain, State: DomainVerified}, nil
+}
+
+// domainView is the state of one domain of a Service.
+func (s *Service) domainView(ctx context.Context, a Actor, serviceID, domain string) (DomainView, error) {
+	views, err := s.ListDomains(ctx, a, serviceID)
+	if err != nil {
+		return DomainView{}, err
+	}
+	for _, v := range views {
+		if v.Domain == domain {
+			return v, nil
+		}
+	}
+	return DomainView{}, slipway.NotFound("domain", domain)
+}
+
+// txtCarries looks the record up through the installation's resolver and
+// says why not when it does not carry value. The resolver's own error text
+// is not echoed: it names the resolver, not the tenant's problem.
+func (s *Service) txtCarries(ctx context.Context, name, value string) (bool, string) {
+	lookup := s.cfg.LookupTXT
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupTXT
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	records, err := lookup(ctx, name)
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return false, "no TXT record " + name + " was found"
+	case err != nil:
+		return false, "the DNS lookup of " + name + " failed; try again in a moment"
+	}
+	for _, r := range records {
+		if strings.TrimSpace(r) == value {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("the TXT record %s does not carry this domain's token (%d other values)", name, len(records))
 }

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
+	"slipway.dev/slipway/internal/testenv/dnstest"
 )
 
 // twoTenants is an installation with two organisations of the same name,
@@ -19,6 +21,7 @@ import (
 type twoTenants struct {
 	svc          *service.Service
 	st           *store.Store
+	dns          *dnstest.Server
 	a, b         service.Actor
 	webA, webB   slipway.Service
 	hostA, hostB string
@@ -38,15 +41,21 @@ func newTwoTenants(t *testing.T) *twoTenants {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dns := dnstest.Start(t)
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dns.Addr)
+	}}
 	svc := service.New(st, keys, map[slipway.Provider]forge.Provider{}, nopJobs{}, service.Config{
 		PublicURL: "https://slipway.example.com", BaseDomain: "apps.example.com", ControlHost: "slipway.example.com",
 		ReservedHosts: []string{"slipway.example.com", "localhost", "127.0.0.1", "::1", "10.0.0.5"},
+		LookupTXT:     resolver.LookupTXT,
 	}, logger)
 	boot, err := svc.Bootstrap(ctx, "admin@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &twoTenants{svc: svc, st: st}
+	e := &twoTenants{svc: svc, st: st, dns: dns}
 	if e.a, err = svc.ActorFor(ctx, boot.OrgID, boot.UserID); err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +118,7 @@ func TestGeneratedHostsDifferAcrossOrganisations(t *testing.T) {
 func TestCustomDomainAttacks(t *testing.T) {
 	ctx := context.Background()
 	e := newTwoTenants(t)
-	if _, err := e.svc.UpdateService(ctx, e.a, e.webA.ID, service.ServiceInput{Domains: []string{"Shop.Example.org."}}); err != nil {
-		t.Fatal(err)
-	}
+	e.addVerified(t, e.a, e.webA.ID, "Shop.Example.org.")
 	for _, c := range []struct {
 		domain string
 		code   slipway.ErrorCode
@@ -224,5 +231,116 @@ func TestUpgradeKeepsPreviousHosts(t *testing.T) {
 		if strings.Join(kinds, ", ") != strings.Join(want, ", ") {
 			t.Errorf("organisation %d: hosts %v, want %v", i, kinds, want)
 		}
+	}
+}
+
+// addVerified adds a domain and proves it the way its owner would: the
+// TXT record the domain view names, served by the test DNS server.
+func (e *twoTenants) addVerified(t *testing.T, a service.Actor, serviceID, domain string) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := e.svc.AddDomain(ctx, a, serviceID, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.State != service.DomainPending || d.Record == nil {
+		t.Fatalf("a new domain: %+v, want pending with its record", d)
+	}
+	e.dns.SetTXT(d.Record.Name, "unrelated", d.Record.Value)
+	if v, err := e.svc.VerifyDomain(ctx, a, serviceID, d.Domain); err != nil || v.State != service.DomainVerified {
+		t.Fatalf("verify %s: %+v %v", d.Domain, v, err)
+	}
+}
+
+// TestDomainOwnership: a domain is pending, unrouted and blocks nobody
+// until the TXT record carrying its token exists; a second organisation
+// asking for the same name cannot verify it with the owner's record, and
+// once the owner verified, nobody else can even ask for it.
+func TestDomainOwnership(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	// B squats first: pending, not a claim.
+	squat, err := e.svc.AddDomain(ctx, e.b, e.webB.ID, "shop.example.org")
+	if err != nil || squat.State != service.DomainPending {
+		t.Fatalf("B adds the domain: %+v %v", squat, err)
+	}
+	if got, _ := e.svc.ResolveService(ctx, e.b, e.webB.ID); len(got.Hosts) != 1 {
+		t.Errorf("a pending domain is among B's hosts: %+v", got.Hosts)
+	}
+	_, err = e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "shop.example.org")
+	if slipway.ErrorCodeOf(err) != slipway.ECodeDomainUnverified || !strings.Contains(err.Error(), "no TXT record") {
+		t.Errorf("verify without a record: %v", err)
+	}
+	if e2, ok := slipway.AsError(err); !ok || !strings.Contains(e2.Fix, squat.Record.Value) || !strings.Contains(e2.Fix, "_slipway-challenge.shop.example.org") {
+		t.Errorf("the fix does not name the record to create: %+v", e2)
+	}
+	views, err := e.svc.ListDomains(ctx, e.b, e.webB.ID)
+	if err != nil || len(views) != 1 || views[0].LastError == "" || views[0].CheckedAt == nil {
+		t.Errorf("B's domains after a failed check: %+v %v", views, err)
+	}
+	// The real owner (A) adds it too — B's pending domain did not block it —
+	// and publishes its own token.
+	e.addVerified(t, e.a, e.webA.ID, "shop.example.org")
+	// B's token is not in the record: still unverified; then taken.
+	_, err = e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "shop.example.org")
+	if slipway.ErrorCodeOf(err) != slipway.ECodeDomainUnverified {
+		t.Errorf("B verifies with A's record: %v", err)
+	}
+	e.dns.SetTXT("_slipway-challenge.shop.example.org", squat.Record.Value) // even with B's token published
+	_, err = e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "shop.example.org")
+	if slipway.ErrorCodeOf(err) != slipway.ECodeHostTaken {
+		t.Errorf("B verifies a domain A holds: %v, want host_taken", err)
+	}
+	// B's service still takes other edits with its stale pending domain.
+	if _, err := e.svc.AddDomain(ctx, e.b, e.webB.ID, "mine.example.net"); err != nil {
+		t.Errorf("B adds another domain: %v", err)
+	}
+	a, _ := e.svc.ResolveService(ctx, e.a, e.webA.ID)
+	if len(a.Hosts) != 2 || a.Hosts[1].Host != "shop.example.org" {
+		t.Errorf("A's hosts: %+v", a.Hosts)
+	}
+	// Removing releases it; B can now verify with its own record.
+	if err := e.svc.RemoveDomain(ctx, e.a, e.webA.ID, "shop.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "shop.example.org"); err != nil || v.State != service.DomainVerified {
+		t.Errorf("B verifies a released domain it proves: %+v %v", v, err)
+	}
+}
+
+// TestLegacyProjectHostsOfTwoOrganisations: two organisations with a
+// legacy Project and Service of the same names (their hosts carry no
+// organisation label) do not stop the start-up pass; the older Service
+// keeps the host.
+func TestLegacyProjectHostsOfTwoOrganisations(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	var ids []string
+	for _, a := range []service.Actor{e.a, e.b} {
+		p := slipway.Project{OrgID: a.OrgID, Name: "Legacy Shop"}
+		if err := e.st.CreateProject(ctx, &p); err != nil {
+			t.Fatal(err)
+		}
+		old := slipway.Service{OrgID: a.OrgID, ProjectID: p.ID, Name: "web", Type: slipway.ServiceDocker, Image: "example/web"}
+		if err := e.st.CreateService(ctx, &old); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, old.ID)
+	}
+	for range 2 {
+		if err := e.svc.EnsureHostClaims(ctx); err != nil {
+			t.Fatalf("start-up pass: %v", err)
+		}
+	}
+	claim, err := e.st.GetHostClaim(ctx, "web.legacy-shop.apps.example.com")
+	if err != nil || claim.ServiceID != ids[0] {
+		t.Errorf("legacy host held by %+v (%v), want the older service %s", claim, err, ids[0])
+	}
+	younger, err := e.st.GetService(ctx, e.b.OrgID, ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, err := e.svc.RoutableHosts(ctx, younger); err != nil || len(hosts) != 0 {
+		t.Errorf("the younger legacy service routes %v (%v), want nothing and no error", hosts, err)
 	}
 }

@@ -136,6 +136,9 @@ func newLegacyFixture(t *testing.T, databaseURL string) *legacyFixture {
 		s.OrgID = org
 		must("service", st.CreateService(ctx, &s))
 	}
+	// The legacy domain was routed before domains needed proof (an upgrade
+	// keeps such domains as claims).
+	must("domain", st.VerifyDomain(ctx, org, "svc_shopweb", "shop.example.test"))
 	must("stage", st.SetLegacyServiceStage(ctx, org, "svc_shopweb", "production"))
 	must("stage", st.SetLegacyServiceStage(ctx, org, "svc_shoppreview", "Staging"))
 	must("variable", st.SetVariable(ctx, org, "svc_shopweb", store.Variable{Key: "PORT", Value: []byte("8080")}))

@@ -42,6 +42,9 @@ type Config struct {
 	// ReservedHosts are the other names the control plane answers at (the
 	// listen address, localhost, 127.0.0.1, ::1): never a Service's.
 	ReservedHosts []string
+	// LookupTXT is how custom-domain ownership is checked (the DNS TXT
+	// record _slipway-challenge.<domain>); nil: the system resolver.
+	LookupTXT func(ctx context.Context, name string) ([]string, error)
 	// Installation lists the installation settings `slipway serve` was
 	// started with, shown to installation administrators.
 	Installation []InstallationSetting

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"slipway.dev/slipway"
 )
@@ -45,8 +48,7 @@ func (q *queries) ClaimHost(ctx context.Context, c slipway.HostClaim) error {
 		return fmt.Errorf("claim host: %w", err)
 	}
 	if held.ServiceID != c.ServiceID || held.OrgID != c.OrgID {
-		return slipway.Errorf(slipway.ECodeHostTaken, "the host %q is already used by another service", c.Host).
-			WithFix("choose another domain; a host name can belong to only one service")
+		return hostTaken(c.Host)
 	}
 	return nil
 }
@@ -87,23 +89,117 @@ func (q *queries) SetGeneratedHost(ctx context.Context, orgID, serviceID string,
 		if err := q.ClaimHost(ctx, slipway.HostClaim{Host: host, OrgID: orgID, ServiceID: serviceID, Kind: kind}); err != nil {
 			return err
 		}
-		return wrapErr("mark hosts claimed", q.execOne(ctx, "service", serviceID,
-			`UPDATE services SET hosts_claimed = TRUE WHERE org_id = ? AND id = ?`, orgID, serviceID))
+		return q.MarkHostsClaimed(ctx, orgID, serviceID)
 	})
 }
 
-// replaceDomains makes domains the Service's custom-domain claims.
+// MarkHostsClaimed records that the start-up pass has seen the Service.
+func (q *queries) MarkHostsClaimed(ctx context.Context, orgID, serviceID string) error {
+	return wrapErr("mark hosts claimed", q.execOne(ctx, "service", serviceID,
+		`UPDATE services SET hosts_claimed = TRUE WHERE org_id = ? AND id = ?`, orgID, serviceID))
+}
+
+// replaceDomains makes domains the Service's requested custom domains.
+// Claims and pending verifications of domains no longer listed are
+// dropped. A listed domain the Service does not hold yet waits for proof
+// of ownership in domain_verifications — unless another Service already
+// holds it (host_taken). A pending domain blocks nobody: only verified
+// domains are claims.
 func (q *queries) replaceDomains(ctx context.Context, orgID, serviceID string, domains []string) error {
-	if _, err := q.exec(ctx, `DELETE FROM host_claims WHERE org_id = ? AND service_id = ? AND kind = ?`,
-		orgID, serviceID, slipway.HostCustom); err != nil {
-		return fmt.Errorf("replace service domains: %w", err)
+	keep := placeholders(len(domains))
+	args := []any{orgID, serviceID, slipway.HostCustom}
+	for _, d := range domains {
+		args = append(args, d)
+	}
+	notListed := ``
+	if len(domains) > 0 {
+		notListed = ` AND host NOT IN (` + keep + `)`
+	}
+	if _, err := q.exec(ctx, `DELETE FROM host_claims WHERE org_id = ? AND service_id = ? AND kind = ?`+notListed, args...); err != nil {
+		return fmt.Errorf("release removed domains: %w", err)
+	}
+	vargs := append([]any{orgID, serviceID}, args[3:]...)
+	if _, err := q.exec(ctx, `DELETE FROM domain_verifications WHERE org_id = ? AND service_id = ?`+strings.ReplaceAll(notListed, "host", "domain"), vargs...); err != nil {
+		return fmt.Errorf("drop removed pending domains: %w", err)
 	}
 	for _, d := range domains {
-		if err := q.ClaimHost(ctx, slipway.HostClaim{Host: d, OrgID: orgID, ServiceID: serviceID, Kind: slipway.HostCustom}); err != nil {
+		held, err := q.GetHostClaim(ctx, d)
+		switch {
+		case err == nil && held.ServiceID == serviceID && held.OrgID == orgID:
+			continue // verified already
+		case err == nil:
+			// Held by another Service: refused when newly asked for; a
+			// domain already pending here stays pending (its verification
+			// will say it is taken), so the Service's other edits work.
+			n, cerr := q.count(ctx, `SELECT COUNT(*) FROM domain_verifications WHERE org_id = ? AND service_id = ? AND domain = ?`, orgID, serviceID, d)
+			if cerr != nil {
+				return fmt.Errorf("check pending domain: %w", cerr)
+			}
+			if n == 0 {
+				return hostTaken(d)
+			}
+			continue
+		case slipway.ErrorCodeOf(err) != slipway.ECodeNotFound:
 			return err
+		}
+		if _, err := q.exec(ctx, `INSERT INTO domain_verifications (service_id, org_id, domain, token, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (service_id, domain) DO NOTHING`, serviceID, orgID, d, newVerificationToken(), q.tv(now())); err != nil {
+			if isForeignKeyViolation(err) {
+				return notFound("service", serviceID)
+			}
+			return fmt.Errorf("add pending domain: %w", err)
 		}
 	}
 	return nil
+}
+
+func hostTaken(host string) error {
+	return slipway.Errorf(slipway.ECodeHostTaken, "the host %q is already used by another service", host).
+		WithFix("choose another domain; a host name can belong to only one service")
+}
+
+// newVerificationToken is the value a domain's TXT record must carry.
+func newVerificationToken() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return "slipway-verify-" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+const domainVerificationColumns = `service_id, org_id, domain, token, created_at, checked_at, last_error`
+
+func scanDomainVerification(sc rowScanner) (slipway.DomainVerification, error) {
+	var v slipway.DomainVerification
+	err := sc.Scan(&v.ServiceID, &v.OrgID, &v.Domain, &v.Token, timeCol{&v.CreatedAt}, nullTimeCol{&v.CheckedAt}, &v.LastError)
+	return v, err
+}
+
+// ListDomainVerifications returns a Service's pending domains by name.
+func (q *queries) ListDomainVerifications(ctx context.Context, orgID, serviceID string) ([]slipway.DomainVerification, error) {
+	out, err := queryAll(ctx, q, scanDomainVerification, `SELECT `+domainVerificationColumns+` FROM domain_verifications
+WHERE org_id = ? AND service_id = ? ORDER BY domain`, orgID, serviceID)
+	if err != nil {
+		return nil, fmt.Errorf("list pending domains: %w", err)
+	}
+	return out, nil
+}
+
+// RecordDomainCheck stores the outcome of a failed ownership check.
+func (q *queries) RecordDomainCheck(ctx context.Context, orgID, serviceID, domain, failure string, at time.Time) error {
+	return wrapErr("record domain check", q.execOne(ctx, "pending domain", domain,
+		`UPDATE domain_verifications SET checked_at = ?, last_error = ? WHERE org_id = ? AND service_id = ? AND domain = ?`,
+		q.tv(at), failure, orgID, serviceID, domain))
+}
+
+// VerifyDomain turns a Service's pending domain into its claim, once its
+// owner proved control of it. Another Service verified first: host_taken.
+func (q *queries) VerifyDomain(ctx context.Context, orgID, serviceID, domain string) error {
+	return q.atomic(ctx, func(q *queries) error {
+		if err := q.execOne(ctx, "pending domain", domain, `DELETE FROM domain_verifications WHERE org_id = ? AND service_id = ? AND domain = ?`,
+			orgID, serviceID, domain); err != nil {
+			return wrapErr("verify domain", err)
+		}
+		return q.ClaimHost(ctx, slipway.HostClaim{Host: domain, OrgID: orgID, ServiceID: serviceID, Kind: slipway.HostCustom})
+	})
 }
 
 // ListServicesWithoutHostClaims returns, across all organisations and

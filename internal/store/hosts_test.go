@@ -22,6 +22,18 @@ func TestHostClaims(t *testing.T) {
 			t.Fatalf("host labels %q and %q: want acme and a distinct acme-…", a.org.HostLabel, twin.HostLabel)
 		}
 
+		// Both seeded domains are pending: not claims yet. A proves its own.
+		pending, err := s.ListDomainVerifications(ctx, a.org.ID, a.svc.ID)
+		must(t, err)
+		if len(pending) != 1 || pending[0].Domain != "web-acme.example.test" || !strings.HasPrefix(pending[0].Token, "slipway-verify-") {
+			t.Fatalf("A's pending domains: %+v", pending)
+		}
+		if _, err := s.GetHostClaim(ctx, "web-acme.example.test"); slipway.ErrorCodeOf(err) != slipway.ECodeNotFound {
+			t.Errorf("a pending domain is a claim: %v", err)
+		}
+		must(t, s.VerifyDomain(ctx, a.org.ID, a.svc.ID, "web-acme.example.test"))
+		wantCode(t, s.VerifyDomain(ctx, a.org.ID, a.svc.ID, "web-acme.example.test"), slipway.ECodeNotFound, "verify a domain twice")
+
 		hostA := "web.production.shop." + a.org.HostLabel + ".localhost"
 		must(t, s.SetGeneratedHost(ctx, a.org.ID, a.svc.ID, slipway.HostGenerated, hostA))
 		must(t, s.SetGeneratedHost(ctx, a.org.ID, a.svc.ID, slipway.HostGenerated, hostA)) // idempotent
@@ -58,9 +70,24 @@ func TestHostClaims(t *testing.T) {
 			t.Errorf("A's claims after rename: %+v", claims)
 		}
 
-		// Removing a domain releases it for anyone.
+		// A pending domain blocks nobody: both ask for the same name, the
+		// first to prove it holds it, the other's proof comes too late.
+		a.svc.Domains = []string{"web-acme.example.test", "shared.example.test"}
+		must(t, s.UpdateService(ctx, &a.svc))
+		b.svc.Domains = []string{"web-bcme.example.test", "shared.example.test"}
+		must(t, s.UpdateService(ctx, &b.svc))
+		must(t, s.VerifyDomain(ctx, b.org.ID, b.svc.ID, "shared.example.test"))
+		wantCode(t, s.VerifyDomain(ctx, a.org.ID, a.svc.ID, "shared.example.test"), slipway.ECodeHostTaken, "verify a domain another service verified first")
+		if pending, _ := s.ListDomainVerifications(ctx, a.org.ID, a.svc.ID); len(pending) != 1 || pending[0].Domain != "shared.example.test" {
+			t.Errorf("A's pending domains after losing the race: %+v (the refused verification must keep it pending)", pending)
+		}
+
+		// Removing a domain releases it for anyone, and drops its pending check.
 		a.svc.Domains = nil
 		must(t, s.UpdateService(ctx, &a.svc))
+		if pending, _ := s.ListDomainVerifications(ctx, a.org.ID, a.svc.ID); len(pending) != 0 {
+			t.Errorf("pending domains after removal: %+v", pending)
+		}
 		must(t, s.ClaimHost(ctx, slipway.HostClaim{Host: "web-acme.example.test", OrgID: b.org.ID, ServiceID: b.svc.ID, Kind: slipway.HostCustom}))
 
 		// The host a Service had before claims goes to the oldest claimant only.

@@ -518,6 +518,8 @@ func TestUniqueConflicts(t *testing.T) {
 
 		wantCode(t, s.CreateService(ctx, &slipway.Service{OrgID: f.org.ID, ApplicationID: f.app.ID, EnvironmentID: f.env.ID, Name: "WEB"}),
 			slipway.ECodeConflict, "service name in environment")
+		// Once the other organisation proved its domain, nobody else may ask for it.
+		must(t, s.VerifyDomain(ctx, other.org.ID, other.svc.ID, "web-other.example.test"))
 		wantCode(t, s.CreateService(ctx, &slipway.Service{OrgID: f.org.ID, ApplicationID: f.app.ID, EnvironmentID: f.env.ID, Name: "api",
 			Domains: []string{"web-other.example.test"}}), slipway.ECodeHostTaken, "domain used by another organisation's service")
 		// The failed insert left no half-created service behind.
@@ -688,6 +690,7 @@ func TestServices(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		f := seed(t, s, "acme")
+		must(t, s.VerifyDomain(ctx, f.org.ID, f.svc.ID, "web-acme.example.test"))
 		svc, err := s.GetServiceByDomain(ctx, "WEB-ACME.example.test")
 		must(t, err)
 		if svc.ID != f.svc.ID {
@@ -699,6 +702,7 @@ func TestServices(t *testing.T) {
 		must(t, s.UpdateService(ctx, &svc))
 		_, err = s.GetServiceByDomain(ctx, "web-acme.example.test")
 		wantCode(t, err, slipway.ECodeNotFound, "removed domain")
+		must(t, s.VerifyDomain(ctx, f.org.ID, f.svc.ID, "www.shop.example.test"))
 		if got, err := s.GetServiceByDomain(ctx, "www.shop.example.test"); err != nil || got.Source.Branch != "release" {
 			t.Errorf("by new domain = %+v, %v", got, err)
 		}
@@ -1275,6 +1279,7 @@ func TestDeleteOrganisation(t *testing.T) {
 		_, err := s.CreateDeployment(ctx, &d, "k")
 		must(t, err)
 		must(t, s.AppendDeploymentLog(ctx, d.ID, []store.LogLine{{Text: "x"}}))
+		must(t, s.VerifyDomain(ctx, f.org.ID, f.svc.ID, "web-acme.example.test"))
 		must(t, s.DeleteOrganisation(ctx, f.org.ID))
 		_, err = s.GetOrganisation(ctx, f.org.ID)
 		wantCode(t, err, slipway.ECodeNotFound, "deleted organisation")

@@ -21,9 +21,10 @@ type serviceData struct {
 	Live        *slipway.Deployment
 	Deployments []slipway.Deployment
 	Variables   []service.VariableView
-	URL         string     // where the router serves the Service
-	Hosts       []hostView // every host the Service answers at
-	DeployHook  string     // shown once, right after a rotation
+	URL         string               // where the router serves the Service
+	Hosts       []hostView           // every host the Service answers at
+	Pending     []service.DomainView // custom domains waiting for their DNS record
+	DeployHook  string               // shown once, right after a rotation
 }
 
 // hostView is one host claim of the Service, with the URL it answers at.
@@ -66,6 +67,15 @@ func (w *Web) serviceData(r *http.Request, q *req) (serviceData, error) {
 	}
 	for _, h := range svc.Hosts {
 		d.Hosts = append(d.Hosts, hostView{HostClaim: h, URL: w.serviceURL(h.Host)})
+	}
+	domains, err := w.svc.ListDomains(ctx, q.a, svc.ID)
+	if err != nil {
+		return d, err
+	}
+	for _, dv := range domains {
+		if dv.State == service.DomainPending {
+			d.Pending = append(d.Pending, dv)
+		}
 	}
 	return d, nil
 }
@@ -192,6 +202,15 @@ func (w *Web) setDomains(rw http.ResponseWriter, r *http.Request, q *req) error 
 		domains = append(domains, strings.ToLower(d))
 	}
 	if _, err := w.svc.UpdateService(r.Context(), q.a, r.PathValue("svc"), service.ServiceInput{Domains: domains}); err != nil {
+		return w.orShowOnService(rw, r, q, err)
+	}
+	return redirect(rw, r, orgURL(q.org.ID, "services", r.PathValue("svc"))+"#domains")
+}
+
+// verifyDomain checks a pending domain's DNS record; a failure is shown
+// on the Service page with the record to create.
+func (w *Web) verifyDomain(rw http.ResponseWriter, r *http.Request, q *req) error {
+	if _, err := w.svc.VerifyDomain(r.Context(), q.a, r.PathValue("svc"), r.PathValue("domain")); err != nil {
 		return w.orShowOnService(rw, r, q, err)
 	}
 	return redirect(rw, r, orgURL(q.org.ID, "services", r.PathValue("svc"))+"#domains")

@@ -570,6 +570,20 @@ func TestServicePageShowsTheLiveReleaseAndPicksUpNewDeployments(t *testing.T) {
 	if strings.Join(got.Domains, " ") != "www.example.com shop.example.com" && strings.Join(got.Domains, " ") != "shop.example.com www.example.com" {
 		t.Errorf("domains saved as %v", got.Domains)
 	}
+	// Both wait for their DNS record: the page names the record to create
+	// and offers the check; a check that finds nothing says so inline.
+	page = b.get(e.orgPath("services", img.ID))
+	for _, want := range []string{`id="pending-domains"`, "<code>_slipway-challenge.www.example.com</code>", "slipway-verify-",
+		e.orgPath("services", img.ID, "domains", "shop.example.com", "verify")} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("service page lacks %q", want)
+		}
+	}
+	for _, h := range got.Hosts {
+		if h.Kind == slipway.HostCustom {
+			t.Errorf("a pending domain is a host: %+v", h)
+		}
+	}
 }
 
 func TestDeploymentPageStreamsTheLogOverServerSentEvents(t *testing.T) {

@@ -130,10 +130,9 @@ func (*Provider) Kind() slipway.Provider { return slipway.ProviderBitbucket }
 // root whatever base URL the integration names (a base URL that is not
 // Bitbucket Cloud never gets this far: connect checks it first).
 func (*Provider) OAuthEndpoint(string) oauth2.Endpoint {
-	base := WebRoot
 	return oauth2.Endpoint{
-		AuthURL:   base + "/site/oauth2/authorize",
-		TokenURL:  base + "/site/oauth2/access_token",
+		AuthURL:   WebRoot + "/site/oauth2/authorize",
+		TokenURL:  WebRoot + "/site/oauth2/access_token",
 		AuthStyle: oauth2.AuthStyleInHeader,
 	}
 }

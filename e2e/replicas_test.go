@@ -67,12 +67,13 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	ca.must("GET", "/api/v1/applications/"+first.ApplicationID, nil, &app)
 
 	// Eight deployments through replica a, in quick succession: one per
-	// Service, then a redeploy of each.
+	// Service, then a rebuild of each (a deploy of the commit already
+	// being deployed returns that deployment unless it asks for no cache).
 	var queued []slipway.Deployment
 	for round := 0; round < 2; round++ {
 		for _, svc := range services {
 			var d slipway.Deployment
-			ca.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{}, &d)
+			ca.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{"no_cache": round == 1}, &d)
 			queued = append(queued, d)
 		}
 	}

@@ -71,10 +71,9 @@ func ValidateDomainName(name string) error {
 	return nil
 }
 
-// HostLabelFor derives a DNS label from a free-form name: lower-case
-// letters and digits, anything else as a dash, at most 40 characters;
-// "org" when nothing is left.
-func HostLabelFor(name string) string {
+// DashedLabel lower-cases name and turns every character that is not a
+// letter or digit into a dash.
+func DashedLabel(name string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
 		switch {
@@ -84,7 +83,14 @@ func HostLabelFor(name string) string {
 			b.WriteByte('-')
 		}
 	}
-	label := b.String()
+	return b.String()
+}
+
+// HostLabelFor derives an organisation's host label from its name: the
+// dashed name with runs of dashes collapsed, at most 40 characters; "org"
+// when nothing is left.
+func HostLabelFor(name string) string {
+	label := DashedLabel(name)
 	for strings.Contains(label, "--") {
 		label = strings.ReplaceAll(label, "--", "-")
 	}

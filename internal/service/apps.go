@@ -531,16 +531,6 @@ func (s *Service) DeleteService(ctx context.Context, a Actor, ref string) error 
 	return nil
 }
 
-// hostLabel turns a free-form legacy name into a DNS label.
-func hostLabel(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	return strings.Trim(b.String(), "-")
-}
+// hostLabel turns a free-form legacy name into a DNS label, as legacy
+// Project hosts always did (so their hosts keep their spelling).
+func hostLabel(name string) string { return strings.Trim(slipway.DashedLabel(name), "-") }

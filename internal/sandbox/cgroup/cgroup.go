@@ -311,7 +311,7 @@ func (m *Manager) Close() {
 func (g *Group) setLimits(l Limits) error {
 	type setting struct {
 		controller, file, value string
-		optional            bool
+		optional                bool
 	}
 	var s []setting
 	if g.m.version == V2 {

@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -358,6 +359,11 @@ func (b *Builder) run(ctx context.Context, spec sandbox.Spec, logs io.Writer) er
 	close(done)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command succeeded; something it detached still held its
+		// output. The build's control group is killed next.
+		return nil
 	}
 	return err
 }

@@ -42,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -391,6 +392,10 @@ func (m *Manager) Command(spec Spec) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = spec.Dir
 	cmd.Env = env
+	// A detached child keeps the output pipes open after the command
+	// itself ended; Wait stops waiting for them after this (the control
+	// group's kill then takes the child).
+	cmd.WaitDelay = 2 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: spec.Setpgid}
 	if !isolate {
 		// Without a user switch nothing else bounds the code's lifetime:

@@ -132,13 +132,13 @@ func (r *Runtime) Start(ctx context.Context, rel runtime.Release, logs io.Writer
 	p := &supervised{
 		group:   group,
 		scratch: scratch,
-		rt:   r,
-		rel:  rel,
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		port: port,
-		ring: newRing(r.opts.LogBufferBytes),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		rt:      r,
+		rel:     rel,
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		port:    port,
+		ring:    newRing(r.opts.LogBufferBytes),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if logs != nil {
 		p.startLogs = logs
@@ -250,12 +250,12 @@ type supervised struct {
 	group   *cgroup.Group // nil where the host has no cgroups
 	scratch sandbox.Scratch
 	rt      *Runtime
-	rel  runtime.Release
-	addr string
-	port int
-	ring *ring
-	stop chan struct{} // closed by Stop
-	done chan struct{} // closed when the supervisor has nothing left running
+	rel     runtime.Release
+	addr    string
+	port    int
+	ring    *ring
+	stop    chan struct{} // closed by Stop
+	done    chan struct{} // closed when the supervisor has nothing left running
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
@@ -459,7 +459,7 @@ func (p *supervised) supervise(exited <-chan error) {
 }
 
 func exitReason(err error) string {
-	if err == nil {
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return "exited with status 0"
 	}
 	var ee *exec.ExitError

@@ -94,11 +94,11 @@ func Probe(fsRoot, selfCgroup, name string) (*Manager, error) {
 	if m.bases["memory"] != "" || m.bases["pids"] != "" {
 		m.version = V1
 	} else {
-		for _, b := range m.bases {
-			os.Remove(b)
-		}
 		m.bases = map[string]string{}
 	}
+	// Base groups exist only while they hold a group (see Create), so an
+	// instance that ends leaves nothing in the host's hierarchy.
+	m.Close()
 	return m, nil
 }
 
@@ -170,6 +170,7 @@ func probeV2(fsRoot, rel, name string) (*Manager, error) {
 		return nil, err
 	}
 	probe.Remove()
+	m.Close()
 	return m, nil
 }
 
@@ -182,6 +183,7 @@ func probeV1(base, controller string) error {
 		os.Remove(base)
 		return err
 	}
+	defer os.Remove(base)
 	defer os.Remove(probe)
 	var err error
 	switch controller {
@@ -193,10 +195,6 @@ func probeV1(base, controller string) error {
 		err = write(filepath.Join(probe, "cpu.cfs_quota_us"), "100000")
 	case "freezer":
 		_, err = os.Stat(filepath.Join(probe, "freezer.state"))
-	}
-	if err != nil {
-		os.Remove(probe)
-		os.Remove(base)
 	}
 	return err
 }
@@ -238,7 +236,7 @@ func (m *Manager) Create(name string, l Limits) (*Group, error) {
 	g := &Group{m: m, name: name, dirs: map[string]string{}}
 	for c, base := range m.bases {
 		dir := filepath.Join(base, name)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := m.mkdirInBase(base, dir); err != nil {
 			g.Remove()
 			return nil, fmt.Errorf("cgroup: create %s: %w", dir, err)
 		}
@@ -249,6 +247,26 @@ func (m *Manager) Create(name string, l Limits) (*Group, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// mkdirInBase creates dir in base, creating base first when missing (the
+// last group's Remove may have just removed it).
+func (m *Manager) mkdirInBase(base, dir string) error {
+	var err error
+	for range 3 {
+		if err = os.Mkdir(base, 0o755); err == nil && m.version == V2 {
+			err = write(filepath.Join(base, "cgroup.subtree_control"), readString(filepath.Join(filepath.Dir(base), "cgroup.subtree_control")))
+			if err != nil {
+				return err
+			}
+		} else if err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err = os.Mkdir(dir, 0o755); err == nil || errors.Is(err, os.ErrExist) {
+			return nil
+		}
+	}
+	return err
 }
 
 // Open returns an existing group without changing it (for cleanup).
@@ -298,7 +316,7 @@ func (m *Manager) KillStale(logger *slog.Logger, prefix string) []string {
 	return names
 }
 
-// Close removes the instance's base groups when they are empty.
+// Close removes the instance's base groups when they hold no group.
 func (m *Manager) Close() {
 	if m == nil {
 		return
@@ -484,6 +502,9 @@ func (g *Group) Remove() {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		// The base goes with its last group; removing a base that still
+		// holds groups fails, which is fine.
+		os.Remove(filepath.Dir(d))
 	}
 }
 

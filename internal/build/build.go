@@ -404,3 +404,22 @@ func (l *lineWriter) Flush() {
 		l.pending = nil
 	}
 }
+
+// RemoveService deletes a deleted Service's build records, sealed builds,
+// workspace, scratch space and system user. Its processes are stopped
+// first by the caller.
+func (b *Builder) RemoveService(ctx context.Context, serviceID string) error {
+	prefix := sandbox.UserName(serviceID) + "-"
+	entries, err := os.ReadDir(b.stateDir)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			if err := os.Remove(filepath.Join(b.stateDir, e.Name())); err != nil {
+				return fmt.Errorf("build: remove record: %w", err)
+			}
+		}
+	}
+	return b.sb.RemoveService(ctx, serviceID)
+}

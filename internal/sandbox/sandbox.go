@@ -95,6 +95,9 @@ type Options struct {
 	ExtraPath []string
 	// Cgroups, when set, is used instead of probing the host (tests).
 	Cgroups *cgroup.Manager
+	// Network, when set, filters what tenant code may connect to (see
+	// Network); nil leaves the network as the host has it.
+	Network *Network
 }
 
 // Manager creates per-Service users and workspaces and builds sandboxed
@@ -106,6 +109,7 @@ type Manager struct {
 	isolating bool   // false when not root: commands run as the current user
 	prlimit   string // path of prlimit(1), "" when absent
 	cgroups   *cgroup.Manager
+	fw        *firewall // nil: no network policy
 	scratch   bool // per-Service /tmp and /dev/shm (needs root, unshare and mount)
 
 	mu    sync.Mutex // serialises useradd and workspace creation
@@ -141,12 +145,21 @@ func New(logger *slog.Logger, opts Options) (*Manager, error) {
 		if err := os.Chmod(root, 0o711); err != nil {
 			return nil, fmt.Errorf("sandbox: workspace root permissions: %w", err)
 		}
+		// One name per instance (its workspace root), so a restart finds
+		// what the previous run left and two instances never share.
+		sum := sha256.Sum256([]byte(root))
+		instance := hex.EncodeToString(sum[:4])
 		m.cgroups = opts.Cgroups
 		if m.cgroups == nil {
-			sum := sha256.Sum256([]byte(root))
-			if m.cgroups, err = cgroup.ProbeHost("slipway-" + hex.EncodeToString(sum[:4])); err != nil {
+			if m.cgroups, err = cgroup.ProbeHost("slipway-" + instance); err != nil {
 				return nil, fmt.Errorf("sandbox: %w", err)
 			}
+		}
+		if opts.Network != nil {
+			if m.fw, err = newFirewall(context.Background(), "SLIPWAY-"+instance, *opts.Network); err != nil {
+				return nil, err
+			}
+			logger.Info("tenant network filtered", "allow", opts.Network.Allow, "allow_private", opts.Network.AllowPrivate)
 		}
 		// A build belongs to its deployment: builds a previous run of
 		// Slipway left behind (it was killed mid-build) die now.
@@ -195,6 +208,14 @@ func under(path, dir string) bool {
 
 // PrivateScratch reports whether commands get a private /tmp and /dev/shm.
 func (m *Manager) PrivateScratch() bool { return m.scratch }
+
+// Close removes the instance's firewall chain and empty cgroup bases.
+// Running releases keep running (but unfiltered): call it on shutdown
+// after they stopped.
+func (m *Manager) Close() {
+	m.fw.close(context.Background())
+	m.cgroups.Close()
+}
 
 // Cgroups is the control-group manager (nil when not isolating).
 func (m *Manager) Cgroups() *cgroup.Manager { return m.cgroups }
@@ -298,6 +319,10 @@ func (m *Manager) User(ctx context.Context, serviceID string) (runtime.User, err
 			return runtime.User{}, fmt.Errorf("sandbox: user %s after creating it: %w", name, err)
 		}
 		m.logger.Info("created service user", "user", name, "uid", u.UID)
+	}
+	// The user's sockets are filtered before any of its code runs.
+	if err := m.fw.cover(ctx, u.UID); err != nil {
+		return runtime.User{}, err
 	}
 	m.users[name] = u
 	return u, nil

@@ -371,7 +371,8 @@ func (m *Manager) RemoveService(ctx context.Context, serviceID string) error {
 		m.mu.Lock()
 		delete(m.users, name)
 		m.mu.Unlock()
-		if _, err := lookup(name); err == nil {
+		if u, err := lookup(name); err == nil {
+			m.fw.uncover(ctx, u.UID)
 			if out, err := exec.CommandContext(ctx, "userdel", name).CombinedOutput(); err != nil {
 				errs = append(errs, fmt.Errorf("sandbox: delete user %s: %w: %s", name, err, strings.TrimSpace(string(out))))
 			}

@@ -110,7 +110,7 @@ type Manager struct {
 	prlimit   string // path of prlimit(1), "" when absent
 	cgroups   *cgroup.Manager
 	fw        *firewall // nil: no network policy
-	scratch   bool // per-Service /tmp and /dev/shm (needs root, unshare and mount)
+	scratch   bool      // per-Service /tmp and /dev/shm (needs root, unshare and mount)
 
 	mu    sync.Mutex // serialises useradd and workspace creation
 	users map[string]runtime.User

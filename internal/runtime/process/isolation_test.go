@@ -143,3 +143,20 @@ func running(cmd string) []string {
 	}
 	return out
 }
+
+func TestReleasePastMemoryLimitSaysOutOfMemory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+	rt, rel := newRelease(t, "svc_procoom00000001")
+	rt.opts.Limits.MemoryMB = 64
+	if rt.sb.Cgroups() == nil || len(rt.sb.Cgroups().Controllers()) == 0 {
+		t.Fatal("no usable cgroup controller: the memory limit under test is not in place")
+	}
+	rel.Command = `exec awk 'BEGIN { s = "x"; while (length(s) < 1073741824) s = s s }'`
+	_, err := rt.Start(context.Background(), rel, io.Discard)
+	var he *runtime.HealthCheckError
+	if !errors.As(err, &he) || !strings.Contains(he.Reason, "out of memory") {
+		t.Fatalf("Start = %v, want an out-of-memory reason", err)
+	}
+}

@@ -71,8 +71,8 @@ func openRootDir(path string) (int, error) {
 	return fd, nil
 }
 
-// mkdirOwned creates root/rel (one level) owned by root with mode, or
-// fixes the mode of an existing one.
+// mkdirOwned creates root/rel (one level) owned by root (by Slipway's own
+// user when not root) with mode, or fixes the mode of an existing one.
 func mkdirOwned(root, rel string, mode os.FileMode) error {
 	r, err := os.OpenRoot(root)
 	if err != nil {
@@ -82,8 +82,10 @@ func mkdirOwned(root, rel string, mode os.FileMode) error {
 	if err := r.Mkdir(rel, mode.Perm()); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("sandbox: create %s: %w", rel, err)
 	}
-	if err := r.Lchown(rel, 0, 0); err != nil {
-		return fmt.Errorf("sandbox: own %s: %w", rel, err)
+	if os.Geteuid() == 0 {
+		if err := r.Lchown(rel, 0, 0); err != nil {
+			return fmt.Errorf("sandbox: own %s: %w", rel, err)
+		}
 	}
 	if err := r.Chmod(rel, mode); err != nil {
 		return fmt.Errorf("sandbox: mode of %s: %w", rel, err)

@@ -127,3 +127,32 @@ func TestBuildSetsidChildDiesWithBuild(t *testing.T) {
 		t.Fatalf("setsid sleep outlived the build: %v", pids)
 	}
 }
+
+// TestCacheRecordTrustsOnlySealedBuilds: a record is only a cache hit
+// when it points at a root-owned directory, so a directory the Service
+// controls (its workspace, or a symlink planted there) is never reused
+// as a finished build.
+func TestCacheRecordTrustsOnlySealedBuilds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ownership needs root")
+	}
+	b, sb := newBuilder(t)
+	ws, u, err := sb.Workspace(context.Background(), "svc_cacherec000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenantDir := filepath.Join(ws, "builds-fake")
+	os.Mkdir(tenantDir, 0o755)
+	os.Lchown(tenantDir, int(u.UID), int(u.GID))
+	link := filepath.Join(ws, "link")
+	os.Symlink(t.TempDir(), link)
+	for _, dir := range []string{tenantDir, link} {
+		record := filepath.Join(b.stateDir, "forged.json")
+		if err := b.save(record, Result{Dir: dir, StartCommand: "exec ./evil"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := b.cached(record); ok {
+			t.Errorf("a record pointing at %s was trusted", dir)
+		}
+	}
+}

@@ -145,10 +145,7 @@ func New(logger *slog.Logger, opts Options) (*Manager, error) {
 		if err := os.Chmod(root, 0o711); err != nil {
 			return nil, fmt.Errorf("sandbox: workspace root permissions: %w", err)
 		}
-		// One name per instance (its workspace root), so a restart finds
-		// what the previous run left and two instances never share.
-		sum := sha256.Sum256([]byte(root))
-		instance := hex.EncodeToString(sum[:4])
+		instance := instanceName(root)
 		m.cgroups = opts.Cgroups
 		if m.cgroups == nil {
 			if m.cgroups, err = cgroup.ProbeHost("slipway-" + instance); err != nil {
@@ -208,6 +205,33 @@ func under(path, dir string) bool {
 
 // PrivateScratch reports whether commands get a private /tmp and /dev/shm.
 func (m *Manager) PrivateScratch() bool { return m.scratch }
+
+// instanceName names an instance's cgroups and firewall chain after its
+// workspace root, so a restart finds what the previous run left and two
+// instances never share.
+func instanceName(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return hex.EncodeToString(sum[:4])
+}
+
+// RemoveLeftovers kills every build and release an instance with workspace
+// root left running and removes its firewall chain: for an instance that
+// will not start again (a test that killed its server).
+func RemoveLeftovers(logger *slog.Logger, root string) error {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	name := instanceName(root)
+	cg, err := cgroup.ProbeHost("slipway-" + name)
+	if err != nil {
+		return err
+	}
+	cg.KillStale(logger, "")
+	cg.Close()
+	(&firewall{chain: "SLIPWAY-" + name, run: runTool}).close(context.Background())
+	return nil
+}
 
 // Close removes the instance's firewall chain and empty cgroup bases.
 // Running releases keep running (but unfiltered): call it on shutdown

@@ -40,6 +40,11 @@ const (
 	ECodeDomainUnverified ErrorCode = "domain_unverified" // 422: the domain's ownership record is missing
 )
 
+// Tenant code.
+const (
+	ECodeOutOfMemory ErrorCode = "out_of_memory" // 422: a build or release was killed at its memory limit
+)
+
 // Error is Slipway's error type: a code, a human message, and optionally the
 // fix the user should apply. Wrap it with fmt.Errorf("...: %w", err) freely;
 // ErrorCodeOf finds it.

@@ -78,7 +78,11 @@ func startConfigured(t testing.TB, dataDir, addr string, reconcile time.Duration
 		ReconcileInterval: reconcile,
 		Forges:            providers.All(logger),
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
-			return process.New(logger, sb, process.Options{}), nil
+			rt := process.New(logger, sb, process.Options{})
+			// Releases are not tied to Slipway's process, so they would
+			// outlive the test: stop what this server still runs.
+			t.Cleanup(func() { rt.StopAll(context.Background()) })
+			return rt, nil
 		},
 		Logger: logger,
 	}

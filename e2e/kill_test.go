@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge/gitea"
+	"slipway.dev/slipway/internal/sandbox"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/store"
 	"slipway.dev/slipway/internal/testenv/giteatest"
@@ -89,6 +91,11 @@ func startProc(t *testing.T, dataDir, wsDir, addr string) *proc {
 	p := &proc{t: t, cmd: cmd, url: "http://" + addr, dataDir: dataDir, logPath: logPath}
 	t.Cleanup(func() {
 		p.kill()
+		// Its releases outlive a killed server by design; this one will
+		// not start again, so they (and its firewall chain) go now.
+		if os.Geteuid() == 0 {
+			_ = sandbox.RemoveLeftovers(slog.New(slog.DiscardHandler), wsDir)
+		}
 		if t.Failed() {
 			if b, err := os.ReadFile(logPath); err == nil {
 				if len(b) > 8000 {

@@ -82,7 +82,7 @@ step() {
 # ---------------------------------------------------------------- packages
 
 ensure_packages() {
-	local wanted=(postgresql docker.io chromium git git-lfs busybox-static ca-certificates)
+	local wanted=(postgresql docker.io chromium git git-lfs busybox-static ca-certificates iptables util-linux)
 	local missing=()
 	local p
 	for p in "${wanted[@]}"; do

@@ -121,6 +121,9 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		NewRuntime:   newRuntime(f.Runtime, logger),
 		Installation: installationSettings(f, proxies),
 		DNSResolver:  f.DNSResolver,
+		// Tenant code never reaches this host's other ports or metadata
+		// addresses (process runtime; see README "Isolation").
+		FilterTenantNetwork: true,
 		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
 			web.New(svc, logger, web.Options{ClientAddr: proxies}).Register(mux)
 		},

@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,30 +156,24 @@ func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Resul
 		}
 	}
 
-	// Each build gets a fresh directory: a no-cache rebuild of the SHA that
-	// is live must not pull files from under the running release.
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	buildsDir := filepath.Join(workspace, "builds")
-	if err := os.MkdirAll(buildsDir, 0o700); err != nil {
-		return Result{}, fmt.Errorf("build: %w", err)
-	}
-	if err := b.sb.Chown(buildsDir, user); err != nil {
+	// The fetch runs as Slipway, not as the Service's user: the credentials
+	// sit in git's environment, which any process of the same user (the
+	// Service's running app) could read from /proc. It writes into a
+	// staging directory only Slipway can enter, never into the workspace
+	// (see internal/sandbox, tree.go).
+	stage, err := b.sb.Stage()
+	if err != nil {
 		return Result{}, fmt.Errorf("build: %w", err)
 	}
 	src := req.Source
-	src.Dir = filepath.Join(buildsDir, slipway.ShortSHA(strings.ToLower(src.SHA))+"-"+hex.EncodeToString(suffix))
-
+	src.Dir = filepath.Join(stage, "src")
 	if req.OnPhase != nil {
 		req.OnPhase(slipway.DeployCloning)
 	}
-	// The fetch runs as Slipway, not as the Service's user: the credentials
-	// sit in git's environment, which any process of the same user (the
-	// Service's running app) could read from /proc.
 	fmt.Fprintf(lw, "Fetching %s\n", src.SHA)
 	cres, err := clone.Fetch(ctx, src, lw)
 	if err != nil {
-		os.RemoveAll(src.Dir)
+		os.RemoveAll(stage)
 		return Result{}, fmt.Errorf("build: %w", err)
 	}
 	if req.SourceOnly {
@@ -188,35 +183,47 @@ func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Resul
 			req.OnPhase(slipway.DeployBuilding)
 		}
 		return Result{Dir: cres.Dir, Kind: "image", SHA: cres.SHA, Message: cres.Message, Author: cres.Author,
-			User: user, Home: home, Checkout: src.Dir}, nil
+			User: user, Home: home, Checkout: stage}, nil
 	}
-	if err := b.sb.Chown(src.Dir, user); err != nil {
+	rootRel, err := filepath.Rel(src.Dir, cres.Dir)
+	if err != nil {
+		os.RemoveAll(stage)
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	// Detection reads the checkout as root, so it happens while the tree
+	// is still Slipway's alone.
+	plan, err := Detect(cres.Dir, req.Settings, b.selfPath)
+	if err != nil {
+		os.RemoveAll(stage)
+		return Result{}, err
+	}
+	// Each build gets a fresh directory: a no-cache rebuild of the SHA that
+	// is live must not pull files from under the running release.
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	name := slipway.ShortSHA(strings.ToLower(src.SHA)) + "-" + hex.EncodeToString(suffix)
+	placed, err := b.sb.Place(ctx, req.ServiceID, stage, name)
+	if err != nil {
 		return Result{}, fmt.Errorf("build: give checkout to service user: %w", err)
 	}
 	if req.OnPhase != nil {
 		req.OnPhase(slipway.DeployBuilding)
 	}
-
-	plan, err := Detect(cres.Dir, req.Settings, b.selfPath)
-	if err != nil {
+	if err := b.runSteps(ctx, req, plan, user, home, filepath.Join(placed, rootRel), name, lw); err != nil {
+		if derr := b.sb.Discard(context.WithoutCancel(ctx), req.ServiceID, name); derr != nil {
+			b.logger.Warn("remove failed build", "build", name, "err", derr)
+		}
 		return Result{}, err
 	}
-	fmt.Fprintf(lw, "Detected %s\n", plan.Kind)
-	for _, step := range []struct{ name, script string }{{"install", plan.Install}, {"build", plan.Build}} {
-		if step.script == "" {
-			continue
-		}
-		fmt.Fprintf(lw, "$ %s\n", step.script)
-		start := time.Now()
-		spec := sandbox.Spec{User: user, Home: home, Dir: cres.Dir, Script: step.script, Env: req.Env, Limits: b.limits, Setpgid: true}
-		if err := b.run(ctx, spec, lw); err != nil {
-			return Result{}, fmt.Errorf("build: %s command failed: %w", step.name, err)
-		}
-		fmt.Fprintf(lw, "%s finished in %s\n", step.name, time.Since(start).Round(time.Millisecond))
+	// The finished build leaves the workspace: root-owned and read-only to
+	// the Service, so the live app cannot alter what a rollback would run.
+	sealed, err := b.sb.Seal(ctx, req.ServiceID, name)
+	if err != nil {
+		b.sb.Discard(context.WithoutCancel(ctx), req.ServiceID, name)
+		return Result{}, fmt.Errorf("build: %w", err)
 	}
-
 	res := Result{
-		Dir: cres.Dir, StartCommand: plan.Start, Kind: plan.Kind,
+		Dir: filepath.Join(sealed, rootRel), StartCommand: plan.Start, Kind: plan.Kind,
 		SHA: cres.SHA, Message: cres.Message, Author: cres.Author,
 		User: user, Home: home,
 	}
@@ -224,6 +231,53 @@ func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Resul
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// runSteps runs the install and build commands in dir inside one control
+// group, which is killed when they end: nothing the build started, setsid
+// or not, outlives it. A step killed at the memory limit fails with
+// ECodeOutOfMemory.
+func (b *Builder) runSteps(ctx context.Context, req Request, plan Plan, user runtime.User, home, dir, name string, lw io.Writer) error {
+	fmt.Fprintf(lw, "Detected %s\n", plan.Kind)
+	if plan.Install == "" && plan.Build == "" {
+		return nil
+	}
+	group, err := b.sb.NewGroup("build-"+name, b.limits)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	defer func() {
+		if err := group.Kill(); err != nil {
+			b.logger.Warn("kill build processes", "build", name, "err", err)
+		}
+		group.Remove()
+	}()
+	scratch, err := b.sb.Scratch(ctx, req.ServiceID)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	for _, step := range []struct{ name, script string }{{"install", plan.Install}, {"build", plan.Build}} {
+		if step.script == "" {
+			continue
+		}
+		fmt.Fprintf(lw, "$ %s\n", step.script)
+		start := time.Now()
+		spec := sandbox.Spec{User: user, Home: home, Dir: dir, Script: step.script, Env: req.Env, Limits: b.limits,
+			Setpgid: true, Group: group, Scratch: scratch}
+		err := b.run(ctx, spec, lw)
+		if hits := group.PidsLimitHits(); hits > 0 {
+			fmt.Fprintf(lw, "the build reached its limit of %d processes (%d forks refused)\n", b.limits.Pids, hits)
+		}
+		if err != nil {
+			if group.OOMKills() > 0 {
+				return slipway.Errorf(slipway.ECodeOutOfMemory, "out of memory: the %s command was killed at the build's %d MiB memory limit", step.name, b.limits.MemoryMB).
+					WithFix("reduce the build's memory use (for example fewer parallel jobs)")
+			}
+			return fmt.Errorf("build: %s command failed: %w", step.name, err)
+		}
+		fmt.Fprintf(lw, "%s finished in %s\n", step.name, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }
 
 func (b *Builder) lockFor(key string) *sync.Mutex {
@@ -256,7 +310,9 @@ func (b *Builder) cached(record string) (Result, bool) {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return Result{}, false
 	}
-	if _, err := os.Stat(r.Dir); err != nil {
+	// A record points at a sealed build: a root-owned directory the
+	// Service cannot change. Anything else is not trusted as a cache hit.
+	if fi, err := os.Lstat(r.Dir); err != nil || !fi.IsDir() || !ownedByUs(fi) {
 		return Result{}, false
 	}
 	return Result{Dir: r.Dir, StartCommand: r.StartCommand, Kind: r.Kind, SHA: r.SHA, Message: r.Message, Author: r.Author}, true
@@ -275,6 +331,11 @@ func (b *Builder) save(record string, res Result) error {
 		return fmt.Errorf("build: record: %w", err)
 	}
 	return nil
+}
+
+func ownedByUs(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
 }
 
 // run runs one sandboxed command to completion, killing its whole process
@@ -298,6 +359,11 @@ func (b *Builder) run(ctx context.Context, spec sandbox.Spec, logs io.Writer) er
 	close(done)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command succeeded; something it detached still held its
+		// output. The build's control group is killed next.
+		return nil
 	}
 	return err
 }
@@ -337,4 +403,23 @@ func (l *lineWriter) Flush() {
 		l.w.Write(append(l.pending, '\n'))
 		l.pending = nil
 	}
+}
+
+// RemoveService deletes a deleted Service's build records, sealed builds,
+// workspace, scratch space and system user. Its processes are stopped
+// first by the caller.
+func (b *Builder) RemoveService(ctx context.Context, serviceID string) error {
+	prefix := sandbox.UserName(serviceID) + "-"
+	entries, err := os.ReadDir(b.stateDir)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			if err := os.Remove(filepath.Join(b.stateDir, e.Name())); err != nil {
+				return fmt.Errorf("build: remove record: %w", err)
+			}
+		}
+	}
+	return b.sb.RemoveService(ctx, serviceID)
 }

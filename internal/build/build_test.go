@@ -132,9 +132,11 @@ func TestBuildGoAppAndCache(t *testing.T) {
 		t.Fatalf("built binary missing: %v\n%s", err, logs.String())
 	}
 	if sb.Isolating() {
+		// A finished build is Slipway's: the Service's group may read and
+		// run it, nobody but root may change it.
 		st := fi.Sys().(*syscall.Stat_t)
-		if st.Uid != res.User.UID || res.User.UID == 0 {
-			t.Errorf("binary owned by uid %d, want the service user %d", st.Uid, res.User.UID)
+		if st.Uid != 0 || st.Gid != res.User.GID || res.User.UID == 0 || st.Mode&0o027 != 0 || st.Mode&0o010 == 0 {
+			t.Errorf("binary owned by %d:%d mode %o, want root:%d, group read/run only", st.Uid, st.Gid, st.Mode&0o7777, res.User.GID)
 		}
 	}
 	if !strings.Contains(logs.String(), "$ go build -o ./app .") {

@@ -451,19 +451,6 @@ func (p *Pipeline) SyncRoutes(ctx context.Context, orgID, serviceID string) erro
 	return nil
 }
 
-// Retire stops routing a Service and stops its live release; the Service
-// is about to be deleted.
-func (p *Pipeline) Retire(ctx context.Context, svc slipway.Service) error {
-	p.router.RemoveOwner(svc.ID)
-	if svc.LiveDeploymentID == "" {
-		return nil
-	}
-	if err := p.rt.Stop(ctx, svc.LiveDeploymentID); err != nil {
-		return fmt.Errorf("stop release %s: %w", svc.LiveDeploymentID, err)
-	}
-	return nil
-}
-
 // Recover runs at start. Deployments left mid-way by a crash are marked
 // failed with that reason (their next deploy works as usual), and live
 // releases of the process runtime, which died with the previous process,
@@ -650,4 +637,51 @@ func (l *logWriter) Close() error {
 		return l.st.AppendDeploymentLog(l.ctx, l.id, []store.LogLine{{At: time.Now().UTC(), Stream: "build", Text: l.mask(rest)}})
 	}
 	return nil
+}
+
+// ImageRemover is implemented by image runtimes that can remove every
+// image of a deleted Service.
+type ImageRemover interface {
+	RemoveImages(ctx context.Context, repo string) error
+}
+
+// Retire tears down a Service being deleted (service.Releases): its
+// routes leave the router, its deployments running here are cancelled,
+// its releases stopped (the cgroup takes whatever they detached), its
+// images removed, and its builds, caches, workspace and user deleted.
+func (p *Pipeline) Retire(ctx context.Context, svc slipway.Service) error {
+	p.router.RemoveOwner(svc.ID)
+	recent, _, err := p.st.ListDeployments(ctx, svc.OrgID, svc.ID, store.Page{Limit: 100})
+	if err != nil {
+		return err
+	}
+	ids := []string{}
+	if svc.LiveDeploymentID != "" {
+		ids = append(ids, svc.LiveDeploymentID)
+	}
+	p.mu.Lock()
+	for _, d := range recent {
+		if cancel, ok := p.running[d.ID]; ok {
+			cancel()
+		}
+		if d.ID != svc.LiveDeploymentID && (d.Status == slipway.DeployLive || d.Status == slipway.DeployReplaced || d.Status == slipway.DeployDeploying) {
+			ids = append(ids, d.ID)
+		}
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := p.rt.Stop(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("stop release %s: %w", id, err))
+		}
+	}
+	if ir, ok := p.rt.(ImageRemover); ok && svc.Type == slipway.ServiceApp {
+		if err := ir.RemoveImages(ctx, strings.SplitN(imageTag(svc.ID, "x"), ":", 2)[0]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.builder.RemoveService(ctx, svc.ID); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

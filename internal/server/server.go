@@ -63,6 +63,9 @@ type Config struct {
 	// installation administrators.
 	Installation  []service.InstallationSetting
 	DeployWorkers int
+	// FilterTenantNetwork, as root, filters what tenant code may connect
+	// to (see sandbox.Network): nothing of this host but the listener.
+	FilterTenantNetwork bool
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -210,7 +213,13 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		LookupTXT: lookupTXT(cfg.DNSResolver)}, log)
 	s.Service = svc
 
-	sb, err := sandbox.New(log, sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}})
+	sbOpts := sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}}
+	if cfg.FilterTenantNetwork && os.Geteuid() == 0 {
+		// Tenant code reaches Slipway only the way the public does: the
+		// router's listener.
+		sbOpts.Network = &sandbox.Network{Allow: []string{s.listener.Addr().String()}}
+	}
+	sb, err := sandbox.New(log, sbOpts)
 	if err != nil {
 		return err
 	}

@@ -509,6 +509,9 @@ func (s *Service) UpdateService(ctx context.Context, a Actor, ref string, in Ser
 }
 
 // DeleteService removes a Service (its deployments' history goes with it).
+// Its release is stopped and its builds, images, workspace and user are
+// removed first (Releases.Retire), so a failure there keeps the Service
+// to delete again.
 func (s *Service) DeleteService(ctx context.Context, a Actor, ref string) error {
 	if err := a.can(slipway.ResServices, slipway.ActDelete); err != nil {
 		return err
@@ -521,7 +524,7 @@ func (s *Service) DeleteService(ctx context.Context, a Actor, ref string) error 
 	// keeps answering for a Service that no longer exists.
 	if s.releases != nil {
 		if err := s.releases.Retire(ctx, svc); err != nil {
-			return fmt.Errorf("stop the release of service %s: %w", svc.Name, err)
+			return fmt.Errorf("retire service %s (its release, builds and files): %w", svc.Name, err)
 		}
 	}
 	if err := s.store.DeleteService(ctx, a.OrgID, svc.ID); err != nil {

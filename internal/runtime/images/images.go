@@ -14,10 +14,13 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"slipway.dev/slipway/internal/runtime/docker"
@@ -51,4 +54,22 @@ func (b Builder) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	return img.ID, nil
+}
+
+// RemoveImages removes every tag of the image repository repo (a deleted
+// Service's "slipway/<service>"), with the layers nothing else uses.
+func (b Builder) RemoveImages(ctx context.Context, repo string) error {
+	list, err := b.Client.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", repo+":*"))})
+	if err != nil {
+		return fmt.Errorf("list images of %s: %w", repo, err)
+	}
+	var errs []error
+	for _, img := range list {
+		for _, tag := range img.RepoTags {
+			if _, err := b.Client.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove image %s: %w", tag, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -5,6 +5,14 @@
 // it is restarted with capped exponential back-off whenever it exits, and
 // its output is kept in a ring buffer for the runtime logs.
 //
+// Each release runs in a control group of its own ("release-<deployment>",
+// see internal/sandbox/cgroup) with memory, pids and CPU limits, and with
+// the Service's private /tmp and /dev/shm. Stop and every restart kill the
+// whole group, so a process the app double-forked goes with it; a release
+// is not tied to Slipway's own process. Traffic only moves once the
+// health check passed on a listener owned by the release's own user, so
+// another Service cannot take the port between allocation and switch.
+//
 // It runs one process per release: Release.Replicas is ignored here (use
 // the swarm runtime for replicas).
 package process
@@ -26,6 +34,7 @@ import (
 
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/sandbox"
+	"slipway.dev/slipway/internal/sandbox/cgroup"
 )
 
 // Options tune the runtime; zero fields take the defaults in brackets.
@@ -37,6 +46,12 @@ type Options struct {
 	StableAfter    time.Duration  // a run this long resets the back-off [30s]
 	LogBufferBytes int            // runtime log ring buffer per release [256 KiB]
 	Limits         sandbox.Limits // [sandbox.RunLimits()]
+	// PickPort chooses a release's port [a free 127.0.0.1 port]; tests set
+	// it to race for the port.
+	PickPort func() (int, error)
+	// ProcNet is where the listener-owner check reads tcp and tcp6
+	// [/proc/net].
+	ProcNet string
 }
 
 // Runtime is the process runtime.
@@ -73,6 +88,15 @@ func New(logger *slog.Logger, sb *sandbox.Manager, opts Options) *Runtime {
 	if opts.Limits == (sandbox.Limits{}) {
 		opts.Limits = sandbox.RunLimits()
 	}
+	// Releases are owned by this runtime's table; ones a previous run left
+	// behind cannot be adopted yet (their live deployments are restarted
+	// from their builds by the pipeline), so they are stopped here rather
+	// than left running unrouted.
+	if cg := sb.Cgroups(); cg != nil {
+		for _, n := range cg.KillStale(logger, "release-") {
+			logger.Warn("stopped a release left by a previous run", "cgroup", n)
+		}
+	}
 	return &Runtime{logger: logger, sb: sb, opts: opts, procs: map[string]*supervised{}}
 }
 
@@ -92,30 +116,44 @@ func (r *Runtime) Start(ctx context.Context, rel runtime.Release, logs io.Writer
 	}
 	r.mu.Unlock()
 
-	port, err := freePort()
+	port, err := r.pickPort()
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("process: pick a port: %w", err)
 	}
+	group, err := r.sb.NewGroup("release-"+rel.DeploymentID, r.opts.Limits)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("process: %w", err)
+	}
+	scratch, err := r.sb.Scratch(ctx, rel.ServiceID)
+	if err != nil {
+		group.Remove()
+		return runtime.Instance{}, fmt.Errorf("process: %w", err)
+	}
 	p := &supervised{
-		rt:   r,
-		rel:  rel,
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		port: port,
-		ring: newRing(r.opts.LogBufferBytes),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		group:   group,
+		scratch: scratch,
+		rt:      r,
+		rel:     rel,
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		port:    port,
+		ring:    newRing(r.opts.LogBufferBytes),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if logs != nil {
 		p.startLogs = logs
 	}
 	exited, err := p.launch()
 	if err != nil {
+		group.Remove()
 		return runtime.Instance{}, fmt.Errorf("process: start %s: %w", rel.DeploymentID, err)
 	}
 	if err, gone := p.waitHealthy(ctx, exited); err != nil {
 		if !gone {
 			p.kill(exited)
 		}
+		p.killGroup()
+		group.Remove()
 		return runtime.Instance{}, err
 	}
 	p.detachStartLogs()
@@ -151,6 +189,9 @@ func (r *Runtime) Stop(ctx context.Context, deploymentID string) error {
 		p.signal(syscall.SIGKILL)
 		<-p.done
 	}
+	// Whatever the app detached from its process group goes too.
+	p.killGroup()
+	p.group.Remove()
 	r.logger.Info("release stopped", "deployment", deploymentID)
 	return nil
 }
@@ -206,13 +247,15 @@ func (r *Runtime) get(id string) (*supervised, error) {
 
 // supervised is one release's process and its restart state.
 type supervised struct {
-	rt   *Runtime
-	rel  runtime.Release
-	addr string
-	port int
-	ring *ring
-	stop chan struct{} // closed by Stop
-	done chan struct{} // closed when the supervisor has nothing left running
+	group   *cgroup.Group // nil where the host has no cgroups
+	scratch sandbox.Scratch
+	rt      *Runtime
+	rel     runtime.Release
+	addr    string
+	port    int
+	ring    *ring
+	stop    chan struct{} // closed by Stop
+	done    chan struct{} // closed when the supervisor has nothing left running
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
@@ -250,7 +293,7 @@ func (p *supervised) launch() (<-chan error, error) {
 	}
 	env["PORT"] = strconv.Itoa(p.port)
 	cmd := p.rt.sb.Command(sandbox.Spec{User: p.rel.User, Home: p.rel.Dir, Dir: p.rel.Dir,
-		Script: p.rel.Command, Env: env, Limits: p.rt.opts.Limits, Setpgid: true})
+		Script: p.rel.Command, Env: env, Limits: p.rt.opts.Limits, Setpgid: true, Group: p.group, Scratch: p.scratch})
 	cmd.Stdout = p
 	cmd.Stderr = p
 	if err := cmd.Start(); err != nil {
@@ -279,6 +322,22 @@ func (p *supervised) signal(sig syscall.Signal) {
 		// the start command spawned go too.
 		syscall.Kill(-cmd.Process.Pid, sig)
 	}
+}
+
+// killGroup kills every process left in the release's control group.
+func (p *supervised) killGroup() {
+	if err := p.group.Kill(); err != nil {
+		p.rt.logger.Warn("kill release processes", "deployment", p.rel.DeploymentID, "err", err)
+	}
+}
+
+// exitReason explains an exit, naming an out-of-memory kill the control
+// group counted since the last look.
+func (p *supervised) exitReason(err error, oomBefore int) string {
+	if p.group.OOMKills() > oomBefore {
+		return fmt.Sprintf("out of memory: killed at the release's %d MiB memory limit", p.rt.opts.Limits.MemoryMB)
+	}
+	return exitReason(err)
 }
 
 func (p *supervised) kill(exited <-chan error) {
@@ -312,7 +371,7 @@ func (p *supervised) waitHealthy(ctx context.Context, exited <-chan error) (err 
 		select {
 		case err := <-exited:
 			// Hand the exit back so kill() does not wait forever.
-			reason := "the process exited before it became healthy: " + exitReason(err)
+			reason := "the process exited before it became healthy: " + p.exitReason(err, 0)
 			if tail := lastLines(p.ring.Bytes(), 5); tail != "" {
 				reason += "; last output: " + tail
 			}
@@ -334,6 +393,12 @@ func (p *supervised) waitHealthy(ctx context.Context, exited <-chan error) (err 
 			healthy = resp.StatusCode < 500
 		}
 		if healthy {
+			// The answer must come from the release itself: a listener of
+			// another user on the port (another Service that grabbed it
+			// after allocation) never gets the traffic.
+			if err := p.checkListenerOwner(); err != nil {
+				return fail(err.Error()), false
+			}
 			return nil, false
 		}
 		last = fmt.Sprintf("GET %s answered %d", path, resp.StatusCode)
@@ -344,6 +409,7 @@ func (p *supervised) waitHealthy(ctx context.Context, exited <-chan error) (err 
 func (p *supervised) supervise(exited <-chan error) {
 	defer close(p.done)
 	backoff := p.rt.opts.MinBackoff
+	oomSeen := p.group.OOMKills()
 	for {
 		var err error
 		select {
@@ -357,9 +423,14 @@ func (p *supervised) supervise(exited <-chan error) {
 			return
 		default:
 		}
+		// A restart starts from an empty group: nothing the previous run
+		// detached survives into the next.
+		reason := p.exitReason(err, oomSeen)
+		oomSeen = p.group.OOMKills()
+		p.killGroup()
 		p.mu.Lock()
 		ran := time.Since(p.startedAt)
-		p.lastExit = exitReason(err)
+		p.lastExit = reason
 		p.restarts++
 		restarts := p.restarts
 		p.mu.Unlock()
@@ -367,8 +438,8 @@ func (p *supervised) supervise(exited <-chan error) {
 			backoff = p.rt.opts.MinBackoff
 		}
 		p.rt.logger.Warn("release exited; restarting", "deployment", p.rel.DeploymentID,
-			"reason", exitReason(err), "restarts", restarts, "backoff", backoff)
-		fmt.Fprintf(p.ring, "slipway: process exited (%s); restarting in %s\n", exitReason(err), backoff)
+			"reason", reason, "restarts", restarts, "backoff", backoff)
+		fmt.Fprintf(p.ring, "slipway: process exited (%s); restarting in %s\n", reason, backoff)
 		select {
 		case <-time.After(backoff):
 		case <-p.stop:
@@ -388,7 +459,7 @@ func (p *supervised) supervise(exited <-chan error) {
 }
 
 func exitReason(err error) string {
-	if err == nil {
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return "exited with status 0"
 	}
 	var ee *exec.ExitError
@@ -399,6 +470,13 @@ func exitReason(err error) string {
 		return "exited with status " + strconv.Itoa(ee.ExitCode())
 	}
 	return err.Error()
+}
+
+func (r *Runtime) pickPort() (int, error) {
+	if r.opts.PickPort != nil {
+		return r.opts.PickPort()
+	}
+	return freePort()
 }
 
 func freePort() (int, error) {

@@ -100,7 +100,7 @@ func newRelease(t *testing.T, serviceID string) (*Runtime, runtime.Release) {
 	if err := os.WriteFile(filepath.Join(ws, "app"), raw, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.Chown(ws, user); err != nil {
+	if err := os.Lchown(filepath.Join(ws, "app"), int(user.UID), int(user.GID)); os.Geteuid() == 0 && err != nil {
 		t.Fatal(err)
 	}
 	rt := New(logger, sb, Options{HealthTimeout: 10 * time.Second, GracePeriod: 2 * time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})

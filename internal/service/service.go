@@ -19,6 +19,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/store"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	// Installation lists the installation settings `slipway serve` was
 	// started with, shown to installation administrators.
 	Installation []InstallationSetting
+	// Network is where Slipway may connect on a tenant's behalf (provider
+	// APIs, OAuth token URLs, git); the zero value is the strict default.
+	Network netpolicy.Policy
 }
 
 // Service is the set of use cases. Construct it with New.

@@ -22,6 +22,7 @@ import (
 	"slipway.dev/slipway/internal/cli"
 	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
 	"slipway.dev/slipway/internal/runtime/images"
@@ -117,6 +118,7 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
 		MasterKey:    os.Getenv("SLIPWAY_MASTER_KEY"),
+		Network:      netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks},
 		Forges:       providers.All(logger),
 		NewRuntime:   newRuntime(f.Runtime, logger),
 		Installation: installationSettings(f, proxies),

@@ -217,7 +217,7 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 		fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
 		req := build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env.Values, NoCache: d.NoCache,
 			Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
-				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true},
+				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network},
 			OnPhase: func(st slipway.DeploymentStatus) {
 				if st == slipway.DeployBuilding {
 					_ = p.transition(ctx, d, slipway.DeployBuilding, logs)
@@ -286,7 +286,7 @@ func (p *Pipeline) buildImage(ctx context.Context, ib ImageBuilder, svc slipway.
 	fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
 	res, err := p.builder.Build(ctx, build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env, NoCache: d.NoCache, SourceOnly: true,
 		Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
-			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true}}, logs)
+			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network}}, logs)
 	if err != nil {
 		return "", err
 	}

@@ -53,7 +53,7 @@ func (p Policy) Git(ctx context.Context, rawURL string) (*Git, error) {
 		return g, nil
 	}
 	scheme, host, _ := splitURL(rawURL)
-	if scheme != "https" {
+	if scheme != "https" && scheme != "file" {
 		ip, err := p.resolveOne(ctx, host)
 		if err != nil {
 			return nil, err

@@ -31,6 +31,7 @@ import (
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/httpapi"
 	"slipway.dev/slipway/internal/jobs"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/router"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/sandbox"
@@ -66,6 +67,9 @@ type Config struct {
 	// FilterTenantNetwork, as root, filters what tenant code may connect
 	// to (see sandbox.Network): nothing of this host but the listener.
 	FilterTenantNetwork bool
+	// Network is where Slipway may connect for tenants (--allow-private-
+	// networks sets AllowPrivate); the zero value is the strict default.
+	Network netpolicy.Policy
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -210,7 +214,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
 		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir),
-		LookupTXT: lookupTXT(cfg.DNSResolver)}, log)
+		LookupTXT: lookupTXT(cfg.DNSResolver), Network: cfg.Network}, log)
 	s.Service = svc
 
 	sbOpts := sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}}

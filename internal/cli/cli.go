@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,9 @@ type ServeFlags struct {
 	// private addresses and plain http for tenants (a forge on the
 	// operator's own network).
 	AllowPrivateNetworks bool
+	// DeliveryMaxAge and DeliveriesKept bound the webhook delivery log.
+	DeliveryMaxAge time.Duration
+	DeliveriesKept int
 }
 
 // Main runs the CLI and returns the exit status.
@@ -134,6 +138,8 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.Workspaces, "workspaces", def("SLIPWAY_WORKSPACES", ""), "directory for per-service build workspaces ($SLIPWAY_WORKSPACES; default /var/lib/slipway/workspaces/… as root)")
 	c.Flags().BoolVar(&f.AllowPrivateNetworks, "allow-private-networks", def("SLIPWAY_ALLOW_PRIVATE_NETWORKS", "") == "1" || def("SLIPWAY_ALLOW_PRIVATE_NETWORKS", "") == "true",
 		"let integrations, OAuth and git reach loopback, link-local and private addresses and plain http ($SLIPWAY_ALLOW_PRIVATE_NETWORKS=1)")
+	c.Flags().DurationVar(&f.DeliveryMaxAge, "delivery-retention", 30*24*time.Hour, "how long finished webhook deliveries are kept")
+	c.Flags().IntVar(&f.DeliveriesKept, "deliveries-kept", 1000, "how many finished webhook deliveries each integration keeps")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")
 	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT records are checked with (default: the system resolver)")
 	return c

@@ -70,6 +70,10 @@ type Config struct {
 	// Network is where Slipway may connect for tenants (--allow-private-
 	// networks sets AllowPrivate); the zero value is the strict default.
 	Network netpolicy.Policy
+	// DeliveryRetention bounds the webhook delivery log (zero: defaults).
+	DeliveryRetention service.DeliveryRetention
+	// WebhookLimits are the receiver's rate limits (zero: defaults).
+	WebhookLimits webhook.Limits
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -214,7 +218,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
 		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir),
-		LookupTXT: lookupTXT(cfg.DNSResolver), Network: cfg.Network}, log)
+		LookupTXT: lookupTXT(cfg.DNSResolver), Network: cfg.Network, DeliveryRetention: cfg.DeliveryRetention}, log)
 	s.Service = svc
 
 	sbOpts := sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}}
@@ -314,7 +318,7 @@ func (s *Server) handler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := httpapi.New(s.Service, s.log)
 	api.Register(mux)
-	webhook.New(s.Service, s.log, reg).Register(mux)
+	webhook.NewWithLimits(s.Service, s.log, reg, s.cfg.WebhookLimits).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -52,7 +52,23 @@ type Config struct {
 	// Network is where Slipway may connect on a tenant's behalf (provider
 	// APIs, OAuth token URLs, git); the zero value is the strict default.
 	Network netpolicy.Policy
+	// DeliveryRetention bounds the delivery log; zero fields take the
+	// defaults (DefaultDeliveryMaxAge, DefaultDeliveriesKept).
+	DeliveryRetention DeliveryRetention
 }
+
+// DeliveryRetention is how long, and how many per integration, finished
+// webhook deliveries are kept for troubleshooting.
+type DeliveryRetention struct {
+	MaxAge             time.Duration
+	KeepPerIntegration int
+}
+
+// Delivery retention defaults.
+const (
+	DefaultDeliveryMaxAge = 30 * 24 * time.Hour
+	DefaultDeliveriesKept = 1000
+)
 
 // Service is the set of use cases. Construct it with New.
 type Service struct {
@@ -66,6 +82,8 @@ type Service struct {
 	tokens *tokenSources
 	// releases is the deploy side, told when a Service's hosts change.
 	releases Releases
+	// refusals is the bounded in-memory log of refused webhook requests.
+	refusals *refusalLog
 }
 
 // New wires a Service. forges maps each provider to its implementation;
@@ -73,6 +91,7 @@ type Service struct {
 func New(st *store.Store, keys *secrets.Keyring, forges map[slipway.Provider]forge.Provider, jobs Jobs, cfg Config, logger *slog.Logger) *Service {
 	s := &Service{store: st, keys: keys, forges: forges, jobs: jobs, log: logger, cfg: cfg, now: time.Now}
 	s.tokens = newTokenSources(s)
+	s.refusals = newRefusalLog()
 	return s
 }
 

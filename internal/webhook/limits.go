@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"slipway.dev/slipway/internal/clientaddr"
 )
 
 // Limits are the receiver's rate limits. Zero fields take the defaults.
@@ -18,6 +20,9 @@ type Limits struct {
 	UnverifiedPerHook      rate.Limit // per second; default 2
 	VerifiedPerIntegration rate.Limit // per second; default 100
 	VerifiedBurst          int        // default 1000
+	// Sources decides a request's source address (the TCP peer unless it
+	// is a trusted reverse proxy).
+	Sources clientaddr.Resolver
 }
 
 func (l Limits) withDefaults() Limits {
@@ -87,6 +92,7 @@ func (b *buckets) spend(key string) { b.get(key).Allow() }
 
 type limits struct {
 	source, hook, verifiedInteg *buckets
+	sources                     clientaddr.Resolver
 }
 
 func newLimits(l Limits) *limits {
@@ -95,6 +101,7 @@ func newLimits(l Limits) *limits {
 		source:        newBuckets(l.UnverifiedPerSource, l.UnverifiedBurst),
 		hook:          newBuckets(l.UnverifiedPerHook, l.UnverifiedBurst),
 		verifiedInteg: newBuckets(l.VerifiedPerIntegration, l.VerifiedBurst),
+		sources:       l.Sources,
 	}
 }
 

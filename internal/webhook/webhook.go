@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -63,7 +62,7 @@ func (rc *Receiver) Register(mux *http.ServeMux) {
 
 func (rc *Receiver) delivery(w http.ResponseWriter, r *http.Request) {
 	provider := slipway.Provider(r.PathValue("provider"))
-	source := sourceOf(r)
+	source := rc.limits.sources.Of(r)
 	// A source that keeps sending unverifiable requests waits, before
 	// anything is looked up or read.
 	if wait, ok := rc.limits.unverifiedSource(source); !ok {
@@ -144,14 +143,6 @@ func (rc *Receiver) refuse(w http.ResponseWriter, provider slipway.Provider, out
 		rc.deliveries.WithLabelValues(string(provider), outcome).Inc()
 	}
 	httpapi.WriteError(w, rc.log, err)
-}
-
-// sourceOf is the sender's address as this listener sees it.
-func sourceOf(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
 
 func (rc *Receiver) deployHook(w http.ResponseWriter, r *http.Request) {

@@ -8,7 +8,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,7 +62,12 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // deployment id → cancel, for this replica
+
+	logLimits LogLimits
 }
+
+// SetLogLimits sets the per-deployment log limits (zero fields: defaults).
+func (p *Pipeline) SetLogLimits(l LogLimits) { p.logLimits = l }
 
 // New builds a Pipeline.
 func New(svc *service.Service, builder *build.Builder, rt runtime.Runtime, rtr *router.Router, logger *slog.Logger) *Pipeline {
@@ -104,7 +108,7 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 	}()
 	go p.watchCancel(ctx, cancel, orgID, d.ID)
 
-	logs := newLogWriter(ctx, p.st, d.ID)
+	logs := newLogWriter(ctx, p.st, d.ID, p.logLimits)
 	defer logs.Close()
 	// Claim the deployment: queued → cloning is a compare-and-set, so of
 	// two jobs for one deployment (a re-enqueue after a crash) exactly one
@@ -390,7 +394,7 @@ func (p *Pipeline) Act(ctx context.Context, orgID, serviceID, action string) err
 	if err != nil {
 		return err
 	}
-	logs := newLogWriter(ctx, p.st, d.ID)
+	logs := newLogWriter(ctx, p.st, d.ID, p.logLimits)
 	defer logs.Close()
 	switch action {
 	case service.ActionStop:
@@ -512,7 +516,7 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 	if svc.LiveDeploymentID != d.ID {
 		return nil
 	}
-	logs := newLogWriter(ctx, p.st, d.ID)
+	logs := newLogWriter(ctx, p.st, d.ID, p.logLimits)
 	defer logs.Close()
 	env, err := p.svc.ServiceEnv(ctx, svc)
 	if err != nil {
@@ -575,70 +579,6 @@ func firstNonEmpty(v ...string) string {
 	}
 	return ""
 }
-
-// logWriter appends a deployment's output to its durable log, line by
-// line, masking every secret it was told about.
-type logWriter struct {
-	ctx     context.Context
-	st      *store.Store
-	id      string
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	secrets []string
-}
-
-func newLogWriter(ctx context.Context, st *store.Store, id string) *logWriter {
-	return &logWriter{ctx: context.WithoutCancel(ctx), st: st, id: id}
-}
-
-func (l *logWriter) addSecret(s string) {
-	if len(s) >= 4 {
-		l.mu.Lock()
-		l.secrets = append(l.secrets, s)
-		l.mu.Unlock()
-	}
-}
-
-func (l *logWriter) mask(s string) string {
-	for _, sec := range l.secrets {
-		s = strings.ReplaceAll(s, sec, "********")
-	}
-	return s
-}
-
-func (l *logWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(b)
-	var lines []store.LogLine
-	for {
-		i := bytes.IndexByte(l.buf.Bytes(), '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.buf.Next(i + 1))
-		lines = append(lines, store.LogLine{At: time.Now().UTC(), Stream: "build", Text: l.mask(strings.TrimRight(line, "\r\n"))})
-	}
-	if len(lines) > 0 {
-		if err := l.st.AppendDeploymentLog(l.ctx, l.id, lines); err != nil {
-			return 0, err
-		}
-	}
-	return len(b), nil
-}
-
-// Close flushes a final partial line.
-func (l *logWriter) Close() error {
-	l.mu.Lock()
-	rest := l.buf.String()
-	l.buf.Reset()
-	l.mu.Unlock()
-	if rest != "" {
-		return l.st.AppendDeploymentLog(l.ctx, l.id, []store.LogLine{{At: time.Now().UTC(), Stream: "build", Text: l.mask(rest)}})
-	}
-	return nil
-}
-
 // ImageRemover is implemented by image runtimes that can remove every
 // image of a deleted Service.
 type ImageRemover interface {

@@ -137,6 +137,7 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 	}
 	msg = logs.mask(msg)
 	fmt.Fprintf(logs, "deployment failed: %s\n", msg)
+	logs.Flush() // whoever sees the status can read why
 	if _, terr := p.st.TransitionDeployment(context.WithoutCancel(ctx), orgID, d.ID, slipway.DeployFailed, msg); terr != nil {
 		p.log.Warn("mark deployment failed", "deployment", d.ID, "err", terr)
 	}
@@ -177,6 +178,7 @@ func (p *Pipeline) watchCancel(ctx context.Context, cancel context.CancelFunc, o
 }
 
 func (p *Pipeline) transition(ctx context.Context, d slipway.Deployment, to slipway.DeploymentStatus, logs io.Writer) error {
+	flushLogs(logs) // the log of a phase is readable once the next one shows
 	if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, to, ""); err != nil {
 		return fmt.Errorf("move to %s: %w", to, err)
 	}
@@ -313,6 +315,7 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 	if err != nil {
 		return err
 	}
+	flushLogs(logs)
 	replaced, err := p.takeLive(ctx, svc, d)
 	if err != nil {
 		_ = p.rt.Stop(context.WithoutCancel(ctx), d.ID)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -180,6 +181,19 @@ func (l *logWriter) flushLocked() {
 		l.err = err
 	}
 	l.pending, l.pendingBytes = nil, 0
+}
+
+// Flush sends the queued lines now (a status change is about to be seen).
+func (l *logWriter) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+func flushLogs(w io.Writer) {
+	if f, ok := w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // Close writes a final partial line and everything still queued.

@@ -117,13 +117,14 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	}
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
-		MasterKey:         os.Getenv("SLIPWAY_MASTER_KEY"),
-		Network:           netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks},
-		DeliveryRetention: service.DeliveryRetention{MaxAge: f.DeliveryMaxAge, KeepPerIntegration: f.DeliveriesKept},
-		Forges:            providers.All(logger),
-		NewRuntime:        newRuntime(f.Runtime, logger),
-		Installation:      installationSettings(f, proxies),
-		DNSResolver:       f.DNSResolver,
+		MasterKey:          os.Getenv("SLIPWAY_MASTER_KEY"),
+		Network:            netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks},
+		DeliveryRetention:  service.DeliveryRetention{MaxAge: f.DeliveryMaxAge, KeepPerIntegration: f.DeliveriesKept},
+		MinFreeDiskPercent: minFreeDisk(f.MinFreeDisk),
+		Forges:             providers.All(logger),
+		NewRuntime:         newRuntime(f.Runtime, logger),
+		Installation:       installationSettings(f, proxies),
+		DNSResolver:        f.DNSResolver,
 		// Tenant code never reaches this host's other ports or metadata
 		// addresses (process runtime; see README "Isolation").
 		FilterTenantNetwork: true,
@@ -175,4 +176,12 @@ func staticServeCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&dir, "dir", ".", "directory to serve")
 	return c
+}
+
+// minFreeDisk maps the flag (0 = off) onto server.Config (0 = default).
+func minFreeDisk(flag float64) float64 {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }

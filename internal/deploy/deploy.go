@@ -64,6 +64,7 @@ type Pipeline struct {
 	running map[string]context.CancelFunc // deployment id → cancel, for this replica
 
 	logLimits LogLimits
+	disk      DiskGuard
 }
 
 // SetLogLimits sets the per-deployment log limits (zero fields: defaults).
@@ -120,7 +121,10 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 		return err
 	}
 	fmt.Fprintf(logs, "==> %s\n", slipway.DeployCloning)
-	err = p.run(ctx, svc, d, logs)
+	err = p.disk.check()
+	if err == nil {
+		err = p.run(ctx, svc, d, logs)
+	}
 	if err == nil {
 		return nil
 	}

@@ -72,6 +72,10 @@ type Config struct {
 	Network netpolicy.Policy
 	// DeliveryRetention bounds the webhook delivery log (zero: defaults).
 	DeliveryRetention service.DeliveryRetention
+	// MinFreeDiskPercent: a deploy refuses to start when the workspaces'
+	// or the data directory's filesystem has less free (0: the default
+	// 5%; negative turns the check off).
+	MinFreeDiskPercent float64
 	// WebhookLimits are the receiver's rate limits (zero: defaults).
 	WebhookLimits webhook.Limits
 
@@ -245,6 +249,11 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	s.runtime = rt
 	s.Router = router.New(log)
 	s.Pipeline = deploy.New(svc, builder, rt, s.Router, log)
+	minFree := cfg.MinFreeDiskPercent
+	if minFree == 0 {
+		minFree = deploy.DefaultMinFreePercent
+	}
+	s.Pipeline.SetDiskGuard(deploy.DiskGuard{Dirs: []string{workspaceDir(cfg.WorkspaceDir, dataDir), dataDir}, MinFreePercent: minFree})
 	svc.SetReleases(s.Pipeline)
 
 	interval := cfg.ReconcileInterval

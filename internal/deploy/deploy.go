@@ -227,7 +227,7 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 		fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
 		req := build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env.Values, NoCache: d.NoCache,
 			Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
-				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network},
+				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network, SubmoduleCredentials: p.submoduleCredentials(svc, src.Creds.URL, logs)},
 			OnPhase: func(st slipway.DeploymentStatus) {
 				if st == slipway.DeployBuilding {
 					_ = p.transition(ctx, d, slipway.DeployBuilding, logs)
@@ -296,7 +296,7 @@ func (p *Pipeline) buildImage(ctx context.Context, ib ImageBuilder, svc slipway.
 	fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
 	res, err := p.builder.Build(ctx, build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env, NoCache: d.NoCache, SourceOnly: true,
 		Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
-			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network}}, logs)
+			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network, SubmoduleCredentials: p.submoduleCredentials(svc, src.Creds.URL, logs)}}, logs)
 	if err != nil {
 		return "", err
 	}
@@ -631,4 +631,18 @@ func (p *Pipeline) Retire(ctx context.Context, svc slipway.Service) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// submoduleCredentials is the fetch's source of submodule credentials: nil
+// (none) unless the Service allows them; each one handed out is masked in
+// the log like the parent's.
+func (p *Pipeline) submoduleCredentials(svc slipway.Service, parentURL string, logs *logWriter) func(ctx context.Context, url string) (string, string, bool, error) {
+	if !svc.Build.SubmoduleCredentials {
+		return nil
+	}
+	return func(ctx context.Context, url string) (string, string, bool, error) {
+		user, pass, ok, err := p.svc.SubmoduleCredentials(ctx, svc, parentURL, url)
+		logs.addSecret(pass)
+		return user, pass, ok, err
+	}
 }

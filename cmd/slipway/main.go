@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -156,6 +157,10 @@ func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []servi
 		{Name: "runtime", Value: f.Runtime},
 		{Name: "trusted-proxies", Value: proxies.String()},
 		{Name: "dns-resolver", Value: f.DNSResolver},
+		{Name: "allow-private-networks", Value: strconv.FormatBool(f.AllowPrivateNetworks)},
+		{Name: "delivery-retention", Value: f.DeliveryMaxAge.String()},
+		{Name: "deliveries-kept", Value: strconv.Itoa(f.DeliveriesKept)},
+		{Name: "min-free-disk", Value: strconv.FormatFloat(f.MinFreeDisk, 'f', -1, 64) + "%"},
 	}
 }
 

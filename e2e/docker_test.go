@@ -53,7 +53,7 @@ func startServerWith(t testing.TB, dataDir, addr string, reconcile time.Duration
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
 		DatabaseURL:       os.Getenv("SLIPWAY_E2E_DATABASE_URL"),
 		ReconcileInterval: reconcile,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
 		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime:        newRuntime(logger),
 		Logger:            logger,

@@ -77,7 +77,7 @@ func startConfigured(t testing.TB, dataDir, addr string, reconcile time.Duration
 		DNSResolver:       "127.0.0.1:1", // no DNS question leaves the machine; tests that need answers run dnstest
 		DatabaseURL:       databaseURL(t, dataDir),
 		ReconcileInterval: reconcile,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
 		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			rt := process.New(logger, sb, process.Options{})

@@ -197,7 +197,7 @@ func startReplica(t *testing.T, name, dataDir, dbURL, masterKey string) *replica
 	srv, err := server.Start(context.Background(), server.Config{
 		DataDir: dataDir, WorkspaceDir: traversableTempDir(t), Addr: "127.0.0.1:0", BaseDomain: "localhost",
 		DatabaseURL: dbURL, MasterKey: masterKey, ReconcileInterval: -1,
-		Forges:  providers.All(logger),
+		Forges:  providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
 		Network: netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			r.rt = &recordingRuntime{Runtime: process.New(logger, sb, process.Options{})}

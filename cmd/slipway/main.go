@@ -116,13 +116,14 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	network := netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks}
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
 		MasterKey:          os.Getenv("SLIPWAY_MASTER_KEY"),
-		Network:            netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks},
+		Network:            network,
 		DeliveryRetention:  service.DeliveryRetention{MaxAge: f.DeliveryMaxAge, KeepPerIntegration: f.DeliveriesKept},
 		MinFreeDiskPercent: minFreeDisk(f.MinFreeDisk),
-		Forges:             providers.All(logger),
+		Forges:             providers.All(logger, network),
 		NewRuntime:         newRuntime(f.Runtime, logger),
 		Installation:       installationSettings(f, proxies),
 		DNSResolver:        f.DNSResolver,

@@ -105,7 +105,7 @@ func cmdStartServer(ts *testscript.TestScript, neg bool, args []string) {
 		Addr:              "127.0.0.1:0",
 		DatabaseURL:       ts.Getenv("SLIPWAY_DATABASE_URL"),
 		ReconcileInterval: -1,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
 		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime:        newRuntime("process", logger),
 		// Nothing listens there: ownership checks fail without a packet

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -59,8 +60,13 @@ func (p Policy) Git(ctx context.Context, rawURL string) (*Git, error) {
 			return nil, err
 		}
 		// Pinned: ssh connects to the address checked here whatever DNS
-		// answers next, and still verifies the key under the host's name.
-		g.SSH += " -o HostName=" + ip.String() + " -o HostKeyAlias=" + host
+		// answers next, and still verifies the key under the host's name
+		// (known_hosts spells a host on another port "[host]:port").
+		alias := host
+		if u, err := url.Parse(rawURL); err == nil && u.Port() != "" && u.Port() != "22" {
+			alias = "[" + host + "]:" + u.Port()
+		}
+		g.SSH += " -o HostName=" + ip.String() + " -o HostKeyAlias=" + alias
 	}
 	proxy, err := startConnectProxy(p)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -243,4 +244,32 @@ func hostOf(raw string) (string, string, bool) {
 		return "", "", false
 	}
 	return req.URL.Scheme, req.URL.Hostname(), true
+}
+
+// TestGitConfiguration: what git is started with under the default policy
+// (no network used: the host is a literal public address).
+func TestGitConfiguration(t *testing.T) {
+	g, err := netpolicy.Policy{}.Git(context.Background(), "ssh://git@93.184.215.14:2222/a.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	cfg := strings.Join(g.Config, " ")
+	for _, want := range []string{"protocol.allow=never", "protocol.https.allow=always", "protocol.ssh.allow=always", "credential.helper=", "http.proxy=http://127.0.0.1:"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("git config lacks %q: %s", want, cfg)
+		}
+	}
+	for _, never := range []string{"protocol.file.allow", "protocol.http.allow"} {
+		if strings.Contains(cfg, never) {
+			t.Errorf("git config allows %s by default", never)
+		}
+	}
+	if !strings.Contains(g.SSH, "-F /dev/null") || !strings.Contains(g.SSH, "HostName=93.184.215.14") || !strings.Contains(g.SSH, "HostKeyAlias=[93.184.215.14]:2222") {
+		t.Errorf("ssh not pinned: %s", g.SSH)
+	}
+	env := strings.Join(g.Env(t.TempDir()), " ")
+	if !strings.Contains(env, "GIT_CONFIG_GLOBAL=/dev/null") || !strings.Contains(env, "GIT_CONFIG_NOSYSTEM=1") {
+		t.Errorf("git environment: %s", env)
+	}
 }

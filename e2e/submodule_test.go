@@ -27,19 +27,13 @@ func TestSubmoduleCredentialsOnlyWhenAllowed(t *testing.T) {
 
 	srv := startServer(t, filepath.Join(t.TempDir(), "data"), "", -1)
 	c := api{t: t, base: srv.URL(), token: srv.Bootstrap.Token}
-	var integ slipway.Integration
-	c.must("POST", "/api/v1/integrations", map[string]any{"provider": "gitea", "base_url": g.URL(), "token": token}, &integ)
-	var repos struct{ Items []forge.Repo }
-	c.must("GET", "/api/v1/integrations/"+integ.ID+"/repos?search=app", nil, &repos)
-	if len(repos.Items) != 1 {
-		t.Fatalf("picker: %+v", repos.Items)
-	}
+	integ, repo := connectGitea(c, g, token, "app")
 	c.must("POST", "/api/v1/applications", map[string]any{"name": "subs"}, nil)
 	var plain, allowed slipway.Service
 	c.must("POST", "/api/v1/environments/subs%2Fproduction/services", map[string]any{"name": "plain",
-		"source": map[string]any{"integration_id": integ.ID, "repo_id": repos.Items[0].ID, "branch": "main"}}, &plain)
+		"source": map[string]any{"integration_id": integ.ID, "repo_id": repo.ID, "branch": "main"}}, &plain)
 	c.must("POST", "/api/v1/environments/subs%2Fproduction/services", map[string]any{"name": "allowed",
-		"source": map[string]any{"integration_id": integ.ID, "repo_id": repos.Items[0].ID, "branch": "main"},
+		"source": map[string]any{"integration_id": integ.ID, "repo_id": repo.ID, "branch": "main"},
 		"build":  map[string]any{"submodule_credentials": true}}, &allowed)
 	if !allowed.Build.SubmoduleCredentials || plain.Build.SubmoduleCredentials {
 		t.Fatalf("allowance not saved as asked: plain %+v, allowed %+v", plain.Build, allowed.Build)
@@ -81,4 +75,18 @@ func giteaUser(t *testing.T, prefix string) (g *giteatest.Server, user, pass, to
 	user = giteatest.UniqueName(prefix)
 	pass = g.CreateUser(t, user)
 	return g, user, pass, g.CreateToken(t, user, pass, "slipway")
+}
+
+// connectGitea connects the test Gitea with token and returns the
+// integration and the one repository the picker finds for search.
+func connectGitea(c api, g *giteatest.Server, token, search string) (slipway.Integration, forge.Repo) {
+	c.t.Helper()
+	var integ slipway.Integration
+	c.must("POST", "/api/v1/integrations", map[string]any{"provider": "gitea", "base_url": g.URL(), "token": token}, &integ)
+	var repos struct{ Items []forge.Repo }
+	c.must("GET", "/api/v1/integrations/"+integ.ID+"/repos?search="+search, nil, &repos)
+	if len(repos.Items) != 1 {
+		c.t.Fatalf("picker for %q: %+v", search, repos.Items)
+	}
+	return integ, repos.Items[0]
 }

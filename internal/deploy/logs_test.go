@@ -3,16 +3,15 @@ package deploy
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"slipway.dev/slipway/internal/store"
+	"slipway.dev/slipway/internal/testenv/memtest"
 )
 
 // memorySink takes lines as the store would. With keepOnly > 0 it keeps
@@ -50,22 +49,6 @@ var errSecretLogged = errors.New("a secret reached the log")
 
 func (m *memorySink) bytes() int { return m.total }
 
-func rssKiB(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	t.Fatal("VmRSS not found")
-	return 0
-}
-
 // TestLogOf100MBIsCappedAndMemoryStaysFlat runs a real process printing
 // 100 MB of lines and then 20 MB without a newline into a deployment's log
 // writer: the log ends at 10 MiB with a visible marker, the overlong line
@@ -77,22 +60,7 @@ func TestLogOf100MBIsCappedAndMemoryStaysFlat(t *testing.T) {
 		t.Fatalf("defaults not in place: %+v", w.lim)
 	}
 	runtime.GC()
-	base := rssKiB(t)
-	peak := base
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				peak = max(peak, rssKiB(t))
-			}
-		}
-	}()
+	mem := memtest.Start(t)
 	// A token the build echoes must stay masked, also where a line is cut.
 	w.addSecret("s3cr3t-token-value")
 	script := `head -c 20971520 /dev/zero | tr '\0' y; echo; yes 'building module 42: compiling a long line of output ........ s3cr3t-token-value' | head -c 104857600`
@@ -105,8 +73,7 @@ func TestLogOf100MBIsCappedAndMemoryStaysFlat(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	close(stop)
-	sampler.Wait()
+	base, peak := mem.Base, mem.Stop()
 	t.Logf("120 MB of build output in %s: log %d bytes in %d lines (%d batches); RSS %d KiB before, peak %d KiB (+%d KiB)",
 		time.Since(start).Round(time.Millisecond), sink.bytes(), sink.count, sink.batches, base, peak, peak-base)
 	if got := sink.bytes(); got > 10<<20+200 || got < 10<<20-16<<10-200 {

@@ -586,6 +586,7 @@ func firstNonEmpty(v ...string) string {
 	}
 	return ""
 }
+
 // ImageRemover is implemented by image runtimes that can remove every
 // image of a deleted Service.
 type ImageRemover interface {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 
@@ -438,13 +437,13 @@ func (s *Service) conn(ctx context.Context, integ slipway.Integration) (*forge.C
 // newConn is the one place a provider connection is made, so every
 // provider call of a tenant dials through the installation's policy.
 func (s *Service) newConn(integ slipway.Integration, sec forge.Secret) *forge.Conn {
-	return &forge.Conn{Integration: integ, Secret: sec, HTTP: s.cfg.Network.HTTPClient(30 * time.Second), Network: s.cfg.Network}
+	return &forge.Conn{Integration: integ, Secret: sec, HTTP: s.http, Network: s.cfg.Network}
 }
 
 // oauthContext makes golang.org/x/oauth2 send token requests through the
 // policy's client.
 func (s *Service) oauthContext(ctx context.Context) context.Context {
-	return context.WithValue(ctx, oauth2.HTTPClient, s.cfg.Network.HTTPClient(30*time.Second))
+	return context.WithValue(ctx, oauth2.HTTPClient, s.http)
 }
 
 // connFor loads an integration of the org and its connection.

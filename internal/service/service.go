@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -84,6 +85,9 @@ type Service struct {
 	releases Releases
 	// refusals is the bounded in-memory log of refused webhook requests.
 	refusals *refusalLog
+	// http is the one client for tenant-chosen URLs (provider APIs, OAuth
+	// token calls): it dials through cfg.Network and keeps its connections.
+	http *http.Client
 }
 
 // New wires a Service. forges maps each provider to its implementation;
@@ -92,6 +96,7 @@ func New(st *store.Store, keys *secrets.Keyring, forges map[slipway.Provider]for
 	s := &Service{store: st, keys: keys, forges: forges, jobs: jobs, log: logger, cfg: cfg, now: time.Now}
 	s.tokens = newTokenSources(s)
 	s.refusals = newRefusalLog()
+	s.http = cfg.Network.HTTPClient(30 * time.Second)
 	return s
 }
 

@@ -33,6 +33,7 @@ const (
 	ECodeIntegrationNeedsAttention ErrorCode = "integration_needs_attention" // 422
 	ECodeBadSignature              ErrorCode = "bad_signature"               // 401: webhook signature missing or wrong
 	ECodeProjectsReadOnly          ErrorCode = "projects_read_only"          // 409: new legacy Projects are refused
+	ECodeAddressNotAllowed         ErrorCode = "address_not_allowed"         // 422: a tenant-chosen URL points where the network policy forbids
 
 	// Hosts.
 	ECodeHostReserved     ErrorCode = "host_reserved"     // 409: the control plane's own host, an alias of it, or a name under the base domain

@@ -319,6 +319,12 @@ type BuildSettings struct {
 	HealthPath     string `json:"health_path,omitempty"`
 	Dockerfile     string `json:"dockerfile,omitempty"`
 	Replicas       int    `json:"replicas,omitempty"`
+	// SubmoduleCredentials lets a build fetch submodules whose
+	// repositories the Service's integration can see, each with its own
+	// credential (narrowed to that repository where the provider can).
+	// Off by default: submodules are fetched without credentials, so a
+	// commit cannot borrow the integration's access to other repositories.
+	SubmoduleCredentials bool `json:"submodule_credentials,omitempty"`
 }
 
 // Project is the legacy flat grouping that held Services directly and was

@@ -19,6 +19,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
 	"slipway.dev/slipway/internal/runtime/images"
@@ -52,7 +53,8 @@ func startServerWith(t testing.TB, dataDir, addr string, reconcile time.Duration
 		DataDir: dataDir, WorkspaceDir: ws, Addr: addr, BaseDomain: "localhost",
 		DatabaseURL:       os.Getenv("SLIPWAY_E2E_DATABASE_URL"),
 		ReconcileInterval: reconcile,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
+		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime:        newRuntime(logger),
 		Logger:            logger,
 	})

@@ -21,6 +21,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -76,7 +77,8 @@ func startConfigured(t testing.TB, dataDir, addr string, reconcile time.Duration
 		DNSResolver:       "127.0.0.1:1", // no DNS question leaves the machine; tests that need answers run dnstest
 		DatabaseURL:       databaseURL(t, dataDir),
 		ReconcileInterval: reconcile,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
+		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			rt := process.New(logger, sb, process.Options{})
 			// Releases are not tied to Slipway's process, so they would

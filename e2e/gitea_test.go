@@ -12,7 +12,6 @@ import (
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/gitea"
 	"slipway.dev/slipway/internal/store"
-	"slipway.dev/slipway/internal/testenv/giteatest"
 )
 
 // TestGiteaPushToLive is the product's main path, end to end on real
@@ -25,13 +24,7 @@ import (
 // auto-deploy; a push made while Slipway was down is deployed by the
 // reconciler after the restart.
 func TestGiteaPushToLive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	g := giteatest.Shared(t)
-	user := giteatest.UniqueName("alice")
-	pass := g.CreateUser(t, user)
-	token := g.CreateToken(t, user, pass, "slipway")
+	g, user, pass, token := giteaUser(t, "alice")
 	repoID := g.CreateRepo(t, user, "hello", true)
 	repo := user + "/hello"
 	g.PushCommit(t, user, pass, repo, "main", appSource, "add the app")
@@ -328,11 +321,13 @@ func TestGiteaPushToLive(t *testing.T) {
 		code, _, _ := get(srv2.URL(), host)
 		return code == http.StatusNotFound
 	})
+	// The route goes first (so no request reaches a stopping release),
+	// then the release is stopped and marked: wait for the mark.
 	var stopped slipway.Deployment
-	c.must("GET", "/api/v1/deployments/"+missed.ID, nil, &stopped)
-	if stopped.Status != slipway.DeployStopped {
-		t.Errorf("after stop the release is %s, want stopped", stopped.Status)
-	}
+	waitFor(t, "the release to be marked stopped", 30*time.Second, func() bool {
+		c.must("GET", "/api/v1/deployments/"+missed.ID, nil, &stopped)
+		return stopped.Status == slipway.DeployStopped
+	})
 	c.must("POST", "/api/v1/services/"+svc.ID+"/restart", nil, nil)
 	waitFor(t, "the restarted release to answer", time.Minute, func() bool {
 		_, body, _ := get(srv2.URL(), host)

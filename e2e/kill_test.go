@@ -80,8 +80,8 @@ func startProc(t *testing.T, dataDir, wsDir, addr string) *proc {
 		t.Fatal(err)
 	}
 	// The database URL goes in the environment: `serve` refuses one with a
-	// password on the command line.
-	cmd := exec.Command(slipwayBinary(t), "serve", "--data", dataDir, "--addr", addr)
+	// password on the command line. The test Gitea is on loopback.
+	cmd := exec.Command(slipwayBinary(t), "serve", "--data", dataDir, "--addr", addr, "--allow-private-networks")
 	cmd.Env = append(os.Environ(), "SLIPWAY_WORKSPACES="+wsDir, "SLIPWAY_DATABASE_URL="+databaseURL(t, dataDir))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {

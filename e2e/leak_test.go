@@ -423,6 +423,13 @@ func (r *recorder) waitLive(id string, timeout time.Duration) {
 // deploymentLog reads a deployment's whole log through the API.
 func (r *recorder) deploymentLog(id string) []string {
 	var lines []string
+	eachLogLine(r.must, id, func(text string) { lines = append(lines, text) })
+	return lines
+}
+
+// eachLogLine pages through a deployment's whole log with must (a
+// recorder's, so what the API answered is recorded too).
+func eachLogLine(must func(method, path string, in, out any), id string, fn func(text string)) {
 	var after int64
 	for {
 		var page struct {
@@ -431,12 +438,12 @@ func (r *recorder) deploymentLog(id string) []string {
 				Text string
 			} `json:"items"`
 		}
-		r.must("GET", "/api/v1/deployments/"+id+"/logs?after="+strconv.FormatInt(after, 10), nil, &page)
+		must("GET", "/api/v1/deployments/"+id+"/logs?limit=10000&after="+strconv.FormatInt(after, 10), nil, &page)
 		if len(page.Items) == 0 {
-			return lines
+			return
 		}
 		for _, l := range page.Items {
-			lines = append(lines, l.Text)
+			fn(l.Text)
 			after = l.Seq
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -196,7 +197,8 @@ func startReplica(t *testing.T, name, dataDir, dbURL, masterKey string) *replica
 	srv, err := server.Start(context.Background(), server.Config{
 		DataDir: dataDir, WorkspaceDir: traversableTempDir(t), Addr: "127.0.0.1:0", BaseDomain: "localhost",
 		DatabaseURL: dbURL, MasterKey: masterKey, ReconcileInterval: -1,
-		Forges: providers.All(logger),
+		Forges:  providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
+		Network: netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			r.rt = &recordingRuntime{Runtime: process.New(logger, sb, process.Options{})}
 			return r.rt, nil

@@ -82,7 +82,7 @@ step() {
 # ---------------------------------------------------------------- packages
 
 ensure_packages() {
-	local wanted=(postgresql docker.io chromium git git-lfs busybox-static ca-certificates iptables util-linux)
+	local wanted=(postgresql docker.io chromium git git-lfs busybox-static ca-certificates iptables util-linux iproute2)
 	local missing=()
 	local p
 	for p in "${wanted[@]}"; do

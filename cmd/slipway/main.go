@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"slipway.dev/slipway/internal/cli"
 	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/docker"
 	"slipway.dev/slipway/internal/runtime/images"
@@ -114,13 +116,17 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	network := netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks}
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
-		MasterKey:    os.Getenv("SLIPWAY_MASTER_KEY"),
-		Forges:       providers.All(logger),
-		NewRuntime:   newRuntime(f.Runtime, logger),
-		Installation: installationSettings(f, proxies),
-		DNSResolver:  f.DNSResolver,
+		MasterKey:          os.Getenv("SLIPWAY_MASTER_KEY"),
+		Network:            network,
+		DeliveryRetention:  service.DeliveryRetention{MaxAge: f.DeliveryMaxAge, KeepPerIntegration: f.DeliveriesKept},
+		MinFreeDiskPercent: minFreeDisk(f.MinFreeDisk),
+		Forges:             providers.All(logger, network),
+		NewRuntime:         newRuntime(f.Runtime, logger),
+		Installation:       installationSettings(f, proxies),
+		DNSResolver:        f.DNSResolver,
 		// Tenant code never reaches this host's other ports or metadata
 		// addresses (process runtime; see README "Isolation").
 		FilterTenantNetwork: true,
@@ -152,6 +158,10 @@ func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []servi
 		{Name: "runtime", Value: f.Runtime},
 		{Name: "trusted-proxies", Value: proxies.String()},
 		{Name: "dns-resolver", Value: f.DNSResolver},
+		{Name: "allow-private-networks", Value: strconv.FormatBool(f.AllowPrivateNetworks)},
+		{Name: "delivery-retention", Value: f.DeliveryMaxAge.String()},
+		{Name: "deliveries-kept", Value: strconv.Itoa(f.DeliveriesKept)},
+		{Name: "min-free-disk", Value: strconv.FormatFloat(f.MinFreeDisk, 'f', -1, 64) + "%"},
 	}
 }
 
@@ -172,4 +182,12 @@ func staticServeCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&dir, "dir", ".", "directory to serve")
 	return c
+}
+
+// minFreeDisk maps the flag (0 = off) onto server.Config (0 = default).
+func minFreeDisk(flag float64) float64 {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/server"
 	"slipway.dev/slipway/internal/testenv/pgtest"
 )
@@ -104,7 +105,8 @@ func cmdStartServer(ts *testscript.TestScript, neg bool, args []string) {
 		Addr:              "127.0.0.1:0",
 		DatabaseURL:       ts.Getenv("SLIPWAY_DATABASE_URL"),
 		ReconcileInterval: -1,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true}),
+		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		NewRuntime:        newRuntime("process", logger),
 		// Nothing listens there: ownership checks fail without a packet
 		// leaving the machine.

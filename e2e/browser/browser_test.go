@@ -28,6 +28,7 @@ import (
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/gitea"
 	"slipway.dev/slipway/internal/forge/gitgeneric"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -95,6 +96,7 @@ func startServer(t *testing.T) (srv *server.Server, dataDir string) {
 	srv, err = server.Start(context.Background(), server.Config{
 		DataDir: dataDir, WorkspaceDir: ws, Addr: "127.0.0.1:0", BaseDomain: "localhost",
 		ReconcileInterval: -1,
+		Network:           netpolicy.Policy{AllowPrivate: true}, // the test Gitea is on loopback
 		Forges: map[slipway.Provider]forge.Provider{
 			slipway.ProviderGitea: gitea.New(),
 			slipway.ProviderGit:   gitgeneric.New(),

@@ -14,6 +14,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/clone"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/sandbox"
 )
 
@@ -64,6 +65,9 @@ func repoWith(t *testing.T, files map[string]string) (string, string) {
 	return "file://" + dir, gitIn(t, dir, "rev-parse", "HEAD")
 }
 
+// localSources lets these tests fetch from the directories they make.
+var localSources = netpolicy.Policy{AllowFiles: true}
+
 // reachableTempDir is a temp directory other users can traverse (the
 // testing package makes its directories 0700), for sandbox roots.
 func reachableTempDir(t *testing.T) string {
@@ -113,7 +117,7 @@ func TestBuildGoAppAndCache(t *testing.T) {
 		"other/README":    "not part of the build",
 	})
 	req := Request{ServiceID: "svc_goapp0000000001", DeploymentID: "dep_1",
-		Source: clone.Options{URL: url, SHA: sha, RootDir: "svc"}}
+		Source: clone.Options{Network: localSources, URL: url, SHA: sha, RootDir: "svc"}}
 	var phases []slipway.DeploymentStatus
 	req.OnPhase = func(s slipway.DeploymentStatus) { phases = append(phases, s) }
 	var logs bytes.Buffer
@@ -167,7 +171,7 @@ func TestBuildFailureIsReported(t *testing.T) {
 	b, _ := newBuilder(t)
 	url, sha := repoWith(t, map[string]string{"Procfile": "web: ./serve\n"})
 	var logs bytes.Buffer
-	_, err := b.Build(context.Background(), Request{ServiceID: "svc_fail", Source: clone.Options{URL: url, SHA: sha},
+	_, err := b.Build(context.Background(), Request{ServiceID: "svc_fail", Source: clone.Options{Network: localSources, URL: url, SHA: sha},
 		Settings: slipway.BuildSettings{BuildCommand: "echo compiling; echo broken >&2; exit 3"}}, &logs)
 	if err == nil || !strings.Contains(err.Error(), "build command failed") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("err = %v", err)
@@ -228,7 +232,7 @@ func TestSourceOnlyFetchesWithoutBuilding(t *testing.T) {
 		"elsewhere/x":     "outside the root directory",
 	})
 	req := Request{ServiceID: "svc_imageonly000001", DeploymentID: "dep_1", SourceOnly: true,
-		Source:   clone.Options{URL: url, SHA: sha, RootDir: "app"},
+		Source:   clone.Options{Network: localSources, URL: url, SHA: sha, RootDir: "app"},
 		Settings: slipway.BuildSettings{BuildCommand: "exit 7"}}
 	var phases []slipway.DeploymentStatus
 	req.OnPhase = func(s slipway.DeploymentStatus) { phases = append(phases, s) }

@@ -57,7 +57,7 @@ func buildScript(t *testing.T, b *Builder, svc, script string) (string, error) {
 	t.Helper()
 	url, sha := repoWith(t, map[string]string{"Procfile": "web: true\n"})
 	var logs bytes.Buffer
-	_, err := b.Build(context.Background(), Request{ServiceID: svc, DeploymentID: "dep_" + svc, Source: clone.Options{URL: url, SHA: sha},
+	_, err := b.Build(context.Background(), Request{ServiceID: svc, DeploymentID: "dep_" + svc, Source: clone.Options{Network: localSources, URL: url, SHA: sha},
 		Settings: slipway.BuildSettings{BuildCommand: script}}, &logs)
 	return logs.String(), err
 }

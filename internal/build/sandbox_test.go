@@ -55,7 +55,7 @@ func TestHostileBuildCannotReadSecrets(t *testing.T) {
 	}, "\n")
 	url, sha := repoWith(t, map[string]string{"Procfile": "web: true\n"})
 	var logs bytes.Buffer
-	_, err = b.Build(ctx, Request{ServiceID: "svc_hostile00000001", Source: clone.Options{URL: url, SHA: sha},
+	_, err = b.Build(ctx, Request{ServiceID: "svc_hostile00000001", Source: clone.Options{Network: localSources, URL: url, SHA: sha},
 		Env:      map[string]string{"DATABASE_URL": "postgres://app", "GREETING": "hi"},
 		Settings: slipway.BuildSettings{BuildCommand: script}}, &logs)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,6 +45,15 @@ type ServeFlags struct {
 	// DNSResolver is the HOST:PORT of the DNS server custom-domain
 	// ownership records are looked up on (empty: the system resolver).
 	DNSResolver string
+	// AllowPrivateNetworks lets Slipway reach loopback, link-local and
+	// private addresses and plain http for tenants (a forge on the
+	// operator's own network).
+	AllowPrivateNetworks bool
+	// DeliveryMaxAge and DeliveriesKept bound the webhook delivery log.
+	DeliveryMaxAge time.Duration
+	DeliveriesKept int
+	// MinFreeDisk is the free disk (percent) a deploy needs to start.
+	MinFreeDisk float64
 }
 
 // Main runs the CLI and returns the exit status.
@@ -128,6 +138,11 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.TrustedProxies, "trusted-proxies", def("SLIPWAY_TRUSTED_PROXIES", ""), "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client ($SLIPWAY_TRUSTED_PROXIES; default none: the TCP peer is the client)")
 	c.Flags().StringVar(&f.Runtime, "runtime", def("SLIPWAY_RUNTIME", "process"), "where services run: process, docker or swarm ($SLIPWAY_RUNTIME)")
 	c.Flags().StringVar(&f.Workspaces, "workspaces", def("SLIPWAY_WORKSPACES", ""), "directory for per-service build workspaces ($SLIPWAY_WORKSPACES; default /var/lib/slipway/workspaces/… as root)")
+	c.Flags().BoolVar(&f.AllowPrivateNetworks, "allow-private-networks", def("SLIPWAY_ALLOW_PRIVATE_NETWORKS", "") == "1" || def("SLIPWAY_ALLOW_PRIVATE_NETWORKS", "") == "true",
+		"let integrations, OAuth and git reach loopback, link-local and private addresses and plain http ($SLIPWAY_ALLOW_PRIVATE_NETWORKS=1)")
+	c.Flags().DurationVar(&f.DeliveryMaxAge, "delivery-retention", 30*24*time.Hour, "how long finished webhook deliveries are kept")
+	c.Flags().IntVar(&f.DeliveriesKept, "deliveries-kept", 1000, "how many finished webhook deliveries each integration keeps")
+	c.Flags().Float64Var(&f.MinFreeDisk, "min-free-disk", 5, "percent of free disk a deploy needs to start (workspaces and data directory; 0 turns the check off)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")
 	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT records are checked with (default: the system resolver)")
 	return c

@@ -67,7 +67,7 @@ func BenchmarkClone(b *testing.B) {
 	b.Run("fetch-sha", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			dst := filepath.Join(b.TempDir(), "c")
-			if _, err := Fetch(context.Background(), Options{URL: url, SHA: tip, Dir: dst}, nil); err != nil {
+			if _, err := Fetch(context.Background(), Options{Network: testNet, URL: url, SHA: tip, Dir: dst}, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

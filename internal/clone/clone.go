@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"slipway.dev/slipway/internal/netpolicy"
 )
 
 // Options say what to fetch and where.
@@ -43,8 +45,17 @@ type Options struct {
 	Dir        string // an empty (or missing) directory
 	RootDir    string // when set, only this directory is checked out
 	// Submodules fetches submodules (depth 1, recursive) when the commit
-	// has a .gitmodules file.
+	// has a .gitmodules file. They are fetched without credentials unless
+	// SubmoduleCredentials hands one out for a submodule's repository.
 	Submodules bool
+	// SubmoduleCredentials, when set, is asked once per submodule URL
+	// (already checked by Network) for a credential narrowed to that
+	// repository; ok=false means "fetch it without credentials". nil is the
+	// default: no submodule borrows the parent's credential.
+	SubmoduleCredentials func(ctx context.Context, url string) (username, password string, ok bool, err error)
+	// Network is where git may connect (the tenant chose the URL, and
+	// .gitmodules); the zero value is the strict default.
+	Network netpolicy.Policy
 	// LFS pulls Git LFS objects when .gitattributes uses filter=lfs.
 	LFS bool
 	// Git is the git binary; "" means "git" from PATH.
@@ -93,7 +104,7 @@ func Fetch(ctx context.Context, opts Options, log io.Writer) (Result, error) {
 		return Result{}, fmt.Errorf("clone: %s is not empty", opts.Dir)
 	}
 
-	g, err := newGitRunner(opts, u, log)
+	g, err := newGitRunner(ctx, opts, u, log)
 	if err != nil {
 		return Result{}, err
 	}
@@ -129,7 +140,7 @@ func Fetch(ctx context.Context, opts Options, log io.Writer) (Result, error) {
 	}
 
 	if opts.Submodules && exists(filepath.Join(opts.Dir, ".gitmodules")) {
-		if _, err := g.run(ctx, "submodule", "update", "--init", "--depth", "1", "--recursive"); err != nil {
+		if err := fetchSubmodules(ctx, g, opts, log); err != nil {
 			return Result{}, err
 		}
 	}
@@ -147,6 +158,83 @@ func Fetch(ctx context.Context, opts Options, log io.Writer) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// fetchSubmodules fetches each submodule with a runner of its own: checked
+// against the network policy on its own URL, and with a credential only
+// when opts.SubmoduleCredentials hands one out for that repository. The log
+// says which submodules were fetched and how.
+func fetchSubmodules(ctx context.Context, g *gitRunner, opts Options, log io.Writer) error {
+	// init resolves relative URLs against the parent's remote into
+	// .git/config; nothing is fetched yet.
+	if _, err := g.run(ctx, "submodule", "init"); err != nil {
+		return err
+	}
+	out, err := g.run(ctx, "config", "--get-regexp", `^submodule\..*\.url$`)
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		key, subURL, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(key, "submodule."), ".url")
+		pathOut, err := g.run(ctx, "config", "-f", ".gitmodules", "--get", "submodule."+name+".path")
+		if err != nil {
+			return err
+		}
+		subPath := strings.TrimSpace(string(pathOut))
+		sub, how, err := g.forSubmodule(ctx, opts, subURL)
+		if err != nil {
+			return fmt.Errorf("clone: submodule %s: %w", subPath, err)
+		}
+		fmt.Fprintf(log, "submodule %s (%s): fetching %s\n", subPath, redactURL(subURL), how)
+		_, err = sub.run(ctx, "submodule", "update", "--init", "--depth", "1", "--recursive", "--", subPath)
+		sub.net.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forSubmodule returns a runner for one submodule URL and says how it will
+// be fetched.
+func (g *gitRunner) forSubmodule(ctx context.Context, opts Options, subURL string) (*gitRunner, string, error) {
+	net, err := opts.Network.Git(ctx, subURL)
+	if err != nil {
+		return nil, "", err
+	}
+	sub := &gitRunner{git: g.git, dir: g.dir, log: g.log, tmp: g.tmp, net: net, env: append(net.Env(g.tmp), baseEnv...)}
+	sub.env = append(sub.env, "GIT_SSH_COMMAND="+net.SSH)
+	how := "without credentials"
+	if opts.SubmoduleCredentials != nil {
+		user, pass, ok, err := opts.SubmoduleCredentials(ctx, subURL)
+		if err != nil {
+			net.Close()
+			return nil, "", err
+		}
+		if ok {
+			u, _ := url.Parse(subURL)
+			host := ""
+			if u != nil {
+				host = u.Host
+			}
+			sub.env = append(sub.env, askpassEnv(g.tmp, host, user, pass)...)
+			sub.secret = append(append(sub.secret, g.secret...), pass)
+			how = "with a credential narrowed to that repository"
+		}
+	}
+	return sub, how, nil
+}
+
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return raw
 }
 
 // lfsFilterConfig configures the LFS filter for one command. git-lfs only
@@ -202,7 +290,22 @@ type gitRunner struct {
 	env    []string
 	log    io.Writer
 	secret []string
-	tmp    string // askpass script and SSH key; removed by cleanup
+	tmp    string         // askpass script and SSH key; removed by cleanup
+	net    *netpolicy.Git // -c settings and proxy that keep git within the policy
+}
+
+// baseEnv is added to the policy's clean environment for every git call.
+var baseEnv = []string{"GIT_LFS_SKIP_SMUDGE=1"} // LFS objects come from one "git lfs pull"
+
+// askpassEnv points git at the askpass script (written by newGitRunner)
+// answering for host only.
+func askpassEnv(tmp, host, user, pass string) []string {
+	return []string{
+		"GIT_ASKPASS=" + filepath.Join(tmp, "askpass"),
+		"SLIPWAY_GIT_HOST=" + host,
+		"SLIPWAY_GIT_USERNAME=" + user,
+		"SLIPWAY_GIT_PASSWORD=" + pass,
+	}
 }
 
 const askpassScript = `#!/bin/sh
@@ -217,36 +320,32 @@ Username*) printf '%s\n' "$SLIPWAY_GIT_USERNAME" ;;
 esac
 `
 
-func newGitRunner(opts Options, u *url.URL, log io.Writer) (*gitRunner, error) {
+func newGitRunner(ctx context.Context, opts Options, u *url.URL, log io.Writer) (*gitRunner, error) {
 	g := &gitRunner{git: opts.Git, dir: opts.Dir, log: log}
 	if g.git == "" {
 		g.git = "git"
 	}
+	net, err := opts.Network.Git(ctx, opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	g.net = net
 	tmp, err := os.MkdirTemp("", "slipway-git-")
 	if err != nil {
+		net.Close()
 		return nil, fmt.Errorf("clone: temp dir: %w", err)
 	}
 	g.tmp = tmp
-	g.env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + tmp, // no user or system config steers the fetch
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_LFS_SKIP_SMUDGE=1", // LFS objects come from one "git lfs pull"
-		"LC_ALL=C",
+	// HOME is the private temporary directory: no user or system config
+	// steers the fetch.
+	g.env = append(net.Env(tmp), baseEnv...)
+	// Written always: a submodule may be handed a credential of its own.
+	if err := os.WriteFile(filepath.Join(tmp, "askpass"), []byte(askpassScript), 0o700); err != nil {
+		g.cleanup()
+		return nil, fmt.Errorf("clone: write askpass helper: %w", err)
 	}
 	if opts.Username != "" || opts.Password != "" {
-		askpass := filepath.Join(tmp, "askpass")
-		if err := os.WriteFile(askpass, []byte(askpassScript), 0o700); err != nil {
-			g.cleanup()
-			return nil, fmt.Errorf("clone: write askpass helper: %w", err)
-		}
-		g.env = append(g.env,
-			"GIT_ASKPASS="+askpass,
-			"SLIPWAY_GIT_HOST="+u.Host,
-			"SLIPWAY_GIT_USERNAME="+opts.Username,
-			"SLIPWAY_GIT_PASSWORD="+opts.Password,
-		)
+		g.env = append(g.env, askpassEnv(tmp, u.Host, opts.Username, opts.Password)...)
 		g.secret = append(g.secret, opts.Password)
 	}
 	if opts.SSHKey != "" {
@@ -255,7 +354,7 @@ func newGitRunner(opts Options, u *url.URL, log io.Writer) (*gitRunner, error) {
 			g.cleanup()
 			return nil, fmt.Errorf("clone: write ssh key: %w", err)
 		}
-		ssh := "ssh -i " + key + " -o IdentitiesOnly=yes -o BatchMode=yes"
+		ssh := net.SSH + " -i " + key + " -o IdentitiesOnly=yes"
 		if opts.KnownHosts != "" {
 			kh := filepath.Join(tmp, "known_hosts")
 			if err := os.WriteFile(kh, []byte(opts.KnownHosts+"\n"), 0o600); err != nil {
@@ -268,17 +367,23 @@ func newGitRunner(opts Options, u *url.URL, log io.Writer) (*gitRunner, error) {
 		}
 		g.env = append(g.env, "GIT_SSH_COMMAND="+ssh)
 		g.secret = append(g.secret, opts.SSHKey)
+	} else {
+		g.env = append(g.env, "GIT_SSH_COMMAND="+net.SSH)
 	}
 	return g, nil
 }
 
-func (g *gitRunner) cleanup() { os.RemoveAll(g.tmp) }
+func (g *gitRunner) cleanup() {
+	g.net.Close()
+	os.RemoveAll(g.tmp)
+}
 
 // run runs one git command, streaming its stderr (progress, errors) to the
 // log and returning its stdout.
 func (g *gitRunner) run(ctx context.Context, args ...string) ([]byte, error) {
-	// credential.helper= empties the helper list, so nothing is stored.
-	full := append([]string{"-c", "credential.helper="}, args...)
+	// The policy's settings (protocol.allow, the checking proxy, an empty
+	// credential.helper list so nothing is stored) come first.
+	full := append(append([]string{}, g.net.Config...), args...)
 	cmd := exec.CommandContext(ctx, g.git, full...)
 	cmd.Dir = g.dir
 	cmd.Env = g.env
@@ -292,6 +397,9 @@ func (g *gitRunner) run(ctx context.Context, args ...string) ([]byte, error) {
 	err := cmd.Run()
 	logw.Flush()
 	if err != nil {
+		if refused := g.net.Refused(); refused != nil {
+			return nil, fmt.Errorf("clone: git %s: %w", gitVerb(args), refused)
+		}
 		msg := strings.TrimSpace(mask(lastLine(tail.String()), g.secret))
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("clone: git %s: %w", args[0], ctx.Err())

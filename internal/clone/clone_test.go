@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"slipway.dev/slipway/internal/netpolicy"
 )
 
 func requireGit(t testing.TB) {
@@ -72,7 +74,7 @@ func TestFetchExactCommitAfterBranchMovedOn(t *testing.T) {
 	repo, first, second := newRepo(t)
 	dst := filepath.Join(t.TempDir(), "checkout")
 	var log bytes.Buffer
-	res, err := Fetch(context.Background(), Options{URL: "file://" + repo, SHA: first, Dir: dst}, &log)
+	res, err := Fetch(context.Background(), Options{Network: testNet, URL: "file://" + repo, SHA: first, Dir: dst}, &log)
 	if err != nil {
 		t.Fatalf("Fetch: %v\n%s", err, log.String())
 	}
@@ -103,7 +105,7 @@ func TestFetchRootDirSparse(t *testing.T) {
 	requireGit(t)
 	repo, _, second := newRepo(t)
 	dst := t.TempDir()
-	res, err := Fetch(context.Background(), Options{URL: "file://" + repo, SHA: second, Dir: dst, RootDir: "/apps/web/"}, nil)
+	res, err := Fetch(context.Background(), Options{Network: testNet, URL: "file://" + repo, SHA: second, Dir: dst, RootDir: "/apps/web/"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +118,10 @@ func TestFetchRootDirSparse(t *testing.T) {
 	if exists(filepath.Join(dst, "apps", "api")) {
 		t.Error("a sibling of the root directory was checked out")
 	}
-	if _, err := Fetch(context.Background(), Options{URL: "file://" + repo, SHA: second, Dir: t.TempDir(), RootDir: "nope"}, nil); err == nil {
+	if _, err := Fetch(context.Background(), Options{Network: testNet, URL: "file://" + repo, SHA: second, Dir: t.TempDir(), RootDir: "nope"}, nil); err == nil {
 		t.Error("missing root directory: no error")
 	}
-	if _, err := Fetch(context.Background(), Options{URL: "file://" + repo, SHA: second, Dir: t.TempDir(), RootDir: "../etc"}, nil); err == nil {
+	if _, err := Fetch(context.Background(), Options{Network: testNet, URL: "file://" + repo, SHA: second, Dir: t.TempDir(), RootDir: "../etc"}, nil); err == nil {
 		t.Error("root directory outside the repository: no error")
 	}
 }
@@ -130,6 +132,9 @@ func TestFetchRejectsBadInput(t *testing.T) {
 	cases := map[string]Options{
 		"short sha":       {URL: "file://" + repo, SHA: first[:7], Dir: t.TempDir()},
 		"url credentials": {URL: "https://user:secret@127.0.0.1/x.git", SHA: first, Dir: t.TempDir()},
+		// The zero policy is the installation default: no local files.
+		"file url by default":   {URL: "file://" + repo, SHA: first, Dir: t.TempDir()},
+		"local path by default": {URL: repo, SHA: first, Dir: t.TempDir()},
 	}
 	for name, opts := range cases {
 		_, err := Fetch(context.Background(), opts, nil)
@@ -141,11 +146,11 @@ func TestFetchRejectsBadInput(t *testing.T) {
 	}
 	nonEmpty := t.TempDir()
 	write(t, filepath.Join(nonEmpty, "x"), "x")
-	if _, err := Fetch(context.Background(), Options{URL: "file://" + repo, SHA: first, Dir: nonEmpty}, nil); err == nil {
+	if _, err := Fetch(context.Background(), Options{Network: testNet, URL: "file://" + repo, SHA: first, Dir: nonEmpty}, nil); err == nil {
 		t.Error("non-empty directory: no error")
 	}
 	missing := strings.Repeat("ab", 20)
-	if _, err := Fetch(context.Background(), Options{URL: "file://" + repo, SHA: missing, Dir: t.TempDir()}, nil); err == nil {
+	if _, err := Fetch(context.Background(), Options{Network: testNet, URL: "file://" + repo, SHA: missing, Dir: t.TempDir()}, nil); err == nil {
 		t.Error("unknown commit: no error")
 	}
 }
@@ -191,7 +196,7 @@ func TestFetchOverHTTPWithAskpassCredentials(t *testing.T) {
 
 	dst := t.TempDir()
 	var log bytes.Buffer
-	res, err := Fetch(context.Background(), Options{URL: url, Username: "x-access-token", Password: token, SHA: first, Dir: dst}, &log)
+	res, err := Fetch(context.Background(), Options{Network: testNet, URL: url, Username: "x-access-token", Password: token, SHA: first, Dir: dst}, &log)
 	if err != nil {
 		t.Fatalf("Fetch: %v\n%s", err, log.String())
 	}
@@ -211,7 +216,7 @@ func TestFetchOverHTTPWithAskpassCredentials(t *testing.T) {
 
 	// A wrong token fails with a readable reason and leaks nothing.
 	log.Reset()
-	_, err = Fetch(context.Background(), Options{URL: url, Username: "x-access-token", Password: "wrong-" + token, SHA: first, Dir: t.TempDir()}, &log)
+	_, err = Fetch(context.Background(), Options{Network: testNet, URL: url, Username: "x-access-token", Password: "wrong-" + token, SHA: first, Dir: t.TempDir()}, &log)
 	if err == nil {
 		t.Fatal("wrong token: no error")
 	}
@@ -267,8 +272,12 @@ func TestFetchCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-ctx.Done()
-	_, err := Fetch(ctx, Options{URL: "file://" + repo, SHA: first, Dir: t.TempDir()}, nil)
+	_, err := Fetch(ctx, Options{Network: testNet, URL: "file://" + repo, SHA: first, Dir: t.TempDir()}, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
 }
+
+// testNet is the policy of these tests: their repositories are served from
+// directories and loopback.
+var testNet = netpolicy.Policy{AllowPrivate: true, AllowFiles: true}

@@ -73,7 +73,7 @@ func BenchmarkCloneGoGit(b *testing.B) {
 		os.Remove(rssLog)
 		for i := 0; i < b.N; i++ {
 			dst := filepath.Join(b.TempDir(), "c")
-			_, err := Fetch(context.Background(), Options{URL: url, SHA: tip, Dir: dst, Git: gitWrapper}, nil)
+			_, err := Fetch(context.Background(), Options{Network: testNet, URL: url, SHA: tip, Dir: dst, Git: gitWrapper}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

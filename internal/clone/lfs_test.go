@@ -169,7 +169,7 @@ func TestFetchLFSObjectsOverLocalBatchAPI(t *testing.T) {
 
 	dst := t.TempDir()
 	var log bytes.Buffer
-	res, err := Fetch(context.Background(), Options{URL: url, Username: user, Password: token, SHA: sha, Dir: dst, LFS: true}, &log)
+	res, err := Fetch(context.Background(), Options{Network: testNet, URL: url, Username: user, Password: token, SHA: sha, Dir: dst, LFS: true}, &log)
 	if err != nil {
 		t.Fatalf("Fetch: %v\n%s", err, log.String())
 	}
@@ -201,7 +201,7 @@ func TestFetchLFSObjectsOverLocalBatchAPI(t *testing.T) {
 	// Without LFS the pointer stays as it is: the pull is what brought
 	// the content, not a smudge filter.
 	plain := t.TempDir()
-	if _, err := Fetch(context.Background(), Options{URL: url, Username: user, Password: token, SHA: sha, Dir: plain}, nil); err != nil {
+	if _, err := Fetch(context.Background(), Options{Network: testNet, URL: url, Username: user, Password: token, SHA: sha, Dir: plain}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(plain, "assets", "blob.bin")); string(b) != pointer {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,9 +111,45 @@ func filesUnder(t *testing.T, dir string) map[string][]byte {
 	return out
 }
 
-func TestFetchSubmoduleOnSameHostGetsCredentials(t *testing.T) {
+// TestFetchSubmoduleGetsNoCredentialsByDefault: a commit whose .gitmodules
+// points at another private repository on the same host does not borrow
+// the parent's credential: the fetch fails, and the submodule's host was
+// never offered it.
+func TestFetchSubmoduleGetsNoCredentialsByDefault(t *testing.T) {
+	const user, token = "x-access-token", "tok-parent-only-1234"
+	srv, sha, _, seen := sameHostSubmodule(t, user, token)
+
+	var log bytes.Buffer
+	_, err := Fetch(context.Background(), Options{Network: testNet,
+		URL: srv.URL + "/parent.git", Username: user, Password: token,
+		SHA: sha, Dir: t.TempDir(), Submodules: true,
+	}, &log)
+	if err == nil {
+		t.Fatalf("the private submodule was fetched without an allowance\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "submodule vendor/lib ("+srv.URL+"/child.git): fetching without credentials") {
+		t.Errorf("the log does not say how the submodule was fetched:\n%s", log.String())
+	}
+	paths, headers := seen.snapshot()
+	childAsked := false
+	for i, p := range paths {
+		if strings.HasPrefix(p, "/child.git/") {
+			childAsked = true
+			if headers[i] != "" {
+				t.Errorf("the submodule was offered a credential on %s", p)
+			}
+		}
+	}
+	if !childAsked {
+		t.Fatalf("the submodule was never requested: the test proves nothing; requests %v", paths)
+	}
+}
+
+// sameHostSubmodule serves a parent repository whose submodule vendor/lib
+// is another private repository on the same authenticated server.
+func sameHostSubmodule(t *testing.T, user, token string) (srv *httptest.Server, sha, pinned string, seen *authRecorder) {
+	t.Helper()
 	requireGit(t)
-	const user, token = "x-access-token", "tok-subm0dule-s3cr3t-5678"
 	child, pinned := childRepo(t, "lib.txt")
 	root := t.TempDir()
 	bareRepo(t, child, root, "child.git")
@@ -120,16 +157,24 @@ func TestFetchSubmoduleOnSameHostGetsCredentials(t *testing.T) {
 	// remote, so it lands on the same host.
 	parent, sha := parentRepo(t, map[string][2]string{"vendor/lib": {"../child.git", pinned}})
 	bareRepo(t, parent, root, "parent.git")
+	seen = &authRecorder{}
+	return gitHTTPServerRecording(t, root, user, token, seen), sha, pinned, seen
+}
 
-	var seen authRecorder
-	srv := gitHTTPServerRecording(t, root, user, token, &seen)
+func TestFetchSubmoduleOnSameHostGetsCredentials(t *testing.T) {
+	const user, token = "x-access-token", "tok-subm0dule-s3cr3t-5678"
+	srv, sha, pinned, seen := sameHostSubmodule(t, user, token)
 
 	git, argvLog := argvRecordingGit(t)
 	dst := t.TempDir()
 	var log bytes.Buffer
-	res, err := Fetch(context.Background(), Options{
+	res, err := Fetch(context.Background(), Options{Network: testNet,
 		URL: srv.URL + "/parent.git", Username: user, Password: token,
 		SHA: sha, Dir: dst, Submodules: true, Git: git,
+		// The per-Service allowance: a credential for the one repository.
+		SubmoduleCredentials: func(_ context.Context, u string) (string, string, bool, error) {
+			return user, token, u == srv.URL+"/child.git", nil
+		},
 	}, &log)
 	if err != nil {
 		t.Fatalf("Fetch: %v\n%s", err, log.String())
@@ -149,6 +194,9 @@ func TestFetchSubmoduleOnSameHostGetsCredentials(t *testing.T) {
 		t.Errorf("submodule history depth = %s, want 1 (shallow)", n)
 	}
 
+	if !strings.Contains(log.String(), "fetching with a credential narrowed to that repository") {
+		t.Errorf("the log does not say how the submodule was fetched:\n%s", log.String())
+	}
 	// The submodule's fetch really went through the authenticated server.
 	paths, headers := seen.snapshot()
 	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+token))
@@ -205,7 +253,7 @@ func TestFetchSubmoduleOnAnotherHostGetsNoCredentials(t *testing.T) {
 
 	dst := t.TempDir()
 	var log bytes.Buffer
-	_, err := Fetch(context.Background(), Options{
+	_, err := Fetch(context.Background(), Options{Network: testNet,
 		URL: srv.URL + "/parent.git", Username: user, Password: token,
 		SHA: sha, Dir: dst, Submodules: true,
 	}, &log)

@@ -8,7 +8,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,7 +62,13 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // deployment id → cancel, for this replica
+
+	logLimits LogLimits
+	disk      DiskGuard
 }
+
+// SetLogLimits sets the per-deployment log limits (zero fields: defaults).
+func (p *Pipeline) SetLogLimits(l LogLimits) { p.logLimits = l }
 
 // New builds a Pipeline.
 func New(svc *service.Service, builder *build.Builder, rt runtime.Runtime, rtr *router.Router, logger *slog.Logger) *Pipeline {
@@ -104,7 +109,7 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 	}()
 	go p.watchCancel(ctx, cancel, orgID, d.ID)
 
-	logs := newLogWriter(ctx, p.st, d.ID)
+	logs := newLogWriter(ctx, p.st, d.ID, p.logLimits)
 	defer logs.Close()
 	// Claim the deployment: queued → cloning is a compare-and-set, so of
 	// two jobs for one deployment (a re-enqueue after a crash) exactly one
@@ -116,7 +121,10 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 		return err
 	}
 	fmt.Fprintf(logs, "==> %s\n", slipway.DeployCloning)
-	err = p.run(ctx, svc, d, logs)
+	err = p.disk.check()
+	if err == nil {
+		err = p.run(ctx, svc, d, logs)
+	}
 	if err == nil {
 		return nil
 	}
@@ -133,6 +141,7 @@ func (p *Pipeline) Run(ctx context.Context, orgID, deploymentID string) error {
 	}
 	msg = logs.mask(msg)
 	fmt.Fprintf(logs, "deployment failed: %s\n", msg)
+	logs.Flush() // whoever sees the status can read why
 	if _, terr := p.st.TransitionDeployment(context.WithoutCancel(ctx), orgID, d.ID, slipway.DeployFailed, msg); terr != nil {
 		p.log.Warn("mark deployment failed", "deployment", d.ID, "err", terr)
 	}
@@ -173,6 +182,7 @@ func (p *Pipeline) watchCancel(ctx context.Context, cancel context.CancelFunc, o
 }
 
 func (p *Pipeline) transition(ctx context.Context, d slipway.Deployment, to slipway.DeploymentStatus, logs io.Writer) error {
+	flushLogs(logs) // the log of a phase is readable once the next one shows
 	if _, err := p.st.TransitionDeployment(ctx, d.OrgID, d.ID, to, ""); err != nil {
 		return fmt.Errorf("move to %s: %w", to, err)
 	}
@@ -217,7 +227,7 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 		fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
 		req := build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env.Values, NoCache: d.NoCache,
 			Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
-				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true},
+				KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network, SubmoduleCredentials: p.submoduleCredentials(svc, src.Creds.URL, logs)},
 			OnPhase: func(st slipway.DeploymentStatus) {
 				if st == slipway.DeployBuilding {
 					_ = p.transition(ctx, d, slipway.DeployBuilding, logs)
@@ -286,7 +296,7 @@ func (p *Pipeline) buildImage(ctx context.Context, ib ImageBuilder, svc slipway.
 	fmt.Fprintf(logs, "fetching %s at %s\n", src.Repo.FullName, d.CommitSHA)
 	res, err := p.builder.Build(ctx, build.Request{ServiceID: svc.ID, DeploymentID: d.ID, Settings: svc.Build, Env: env, NoCache: d.NoCache, SourceOnly: true,
 		Source: clone.Options{URL: src.Creds.URL, Username: src.Creds.Username, Password: src.Creds.Password, SSHKey: src.Creds.SSHKey,
-			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true}}, logs)
+			KnownHosts: src.Creds.KnownHosts, SHA: d.CommitSHA, RootDir: svc.Source.RootDir, Submodules: true, LFS: true, Network: p.svc.Config().Network, SubmoduleCredentials: p.submoduleCredentials(svc, src.Creds.URL, logs)}}, logs)
 	if err != nil {
 		return "", err
 	}
@@ -309,6 +319,7 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 	if err != nil {
 		return err
 	}
+	flushLogs(logs)
 	replaced, err := p.takeLive(ctx, svc, d)
 	if err != nil {
 		_ = p.rt.Stop(context.WithoutCancel(ctx), d.ID)
@@ -390,7 +401,7 @@ func (p *Pipeline) Act(ctx context.Context, orgID, serviceID, action string) err
 	if err != nil {
 		return err
 	}
-	logs := newLogWriter(ctx, p.st, d.ID)
+	logs := newLogWriter(ctx, p.st, d.ID, p.logLimits)
 	defer logs.Close()
 	switch action {
 	case service.ActionStop:
@@ -512,7 +523,7 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 	if svc.LiveDeploymentID != d.ID {
 		return nil
 	}
-	logs := newLogWriter(ctx, p.st, d.ID)
+	logs := newLogWriter(ctx, p.st, d.ID, p.logLimits)
 	defer logs.Close()
 	env, err := p.svc.ServiceEnv(ctx, svc)
 	if err != nil {
@@ -576,69 +587,6 @@ func firstNonEmpty(v ...string) string {
 	return ""
 }
 
-// logWriter appends a deployment's output to its durable log, line by
-// line, masking every secret it was told about.
-type logWriter struct {
-	ctx     context.Context
-	st      *store.Store
-	id      string
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	secrets []string
-}
-
-func newLogWriter(ctx context.Context, st *store.Store, id string) *logWriter {
-	return &logWriter{ctx: context.WithoutCancel(ctx), st: st, id: id}
-}
-
-func (l *logWriter) addSecret(s string) {
-	if len(s) >= 4 {
-		l.mu.Lock()
-		l.secrets = append(l.secrets, s)
-		l.mu.Unlock()
-	}
-}
-
-func (l *logWriter) mask(s string) string {
-	for _, sec := range l.secrets {
-		s = strings.ReplaceAll(s, sec, "********")
-	}
-	return s
-}
-
-func (l *logWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(b)
-	var lines []store.LogLine
-	for {
-		i := bytes.IndexByte(l.buf.Bytes(), '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.buf.Next(i + 1))
-		lines = append(lines, store.LogLine{At: time.Now().UTC(), Stream: "build", Text: l.mask(strings.TrimRight(line, "\r\n"))})
-	}
-	if len(lines) > 0 {
-		if err := l.st.AppendDeploymentLog(l.ctx, l.id, lines); err != nil {
-			return 0, err
-		}
-	}
-	return len(b), nil
-}
-
-// Close flushes a final partial line.
-func (l *logWriter) Close() error {
-	l.mu.Lock()
-	rest := l.buf.String()
-	l.buf.Reset()
-	l.mu.Unlock()
-	if rest != "" {
-		return l.st.AppendDeploymentLog(l.ctx, l.id, []store.LogLine{{At: time.Now().UTC(), Stream: "build", Text: l.mask(rest)}})
-	}
-	return nil
-}
-
 // ImageRemover is implemented by image runtimes that can remove every
 // image of a deleted Service.
 type ImageRemover interface {
@@ -684,4 +632,18 @@ func (p *Pipeline) Retire(ctx context.Context, svc slipway.Service) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// submoduleCredentials is the fetch's source of submodule credentials: nil
+// (none) unless the Service allows them; each one handed out is masked in
+// the log like the parent's.
+func (p *Pipeline) submoduleCredentials(svc slipway.Service, parentURL string, logs *logWriter) func(ctx context.Context, url string) (string, string, bool, error) {
+	if !svc.Build.SubmoduleCredentials {
+		return nil
+	}
+	return func(ctx context.Context, url string) (string, string, bool, error) {
+		user, pass, ok, err := p.svc.SubmoduleCredentials(ctx, svc, parentURL, url)
+		logs.addSecret(pass)
+		return user, pass, ok, err
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/netpolicy"
 )
 
 // Provider is the one method every provider implements. Everything else is
@@ -62,8 +63,12 @@ type Conn struct {
 	// GitHub App installation tokens). When nil, Secret.Token is used.
 	Tokens TokenSource
 	// HTTP is the client for API calls; nil means a default client with a
-	// timeout.
+	// timeout. The use cases hand in one that dials through Network.
 	HTTP *http.Client
+	// Network is where the provider may connect for this tenant; code
+	// that dials itself (git) applies it. The zero value is the strict
+	// default (https and ssh to public addresses).
+	Network netpolicy.Policy
 }
 
 // AccessToken returns the token to call the provider's API with.

@@ -38,8 +38,13 @@ esac
 // Env returns the environment entries to add to a git command so it
 // authenticates with creds, and a cleanup that removes the temporary
 // helper files; call it when the command has finished. Prompts are
-// disabled so a wrong credential fails instead of hanging.
-func Env(creds forge.CloneCredentials) (env []string, cleanup func(), err error) {
+// disabled so a wrong credential fails instead of hanging. sshBase is the
+// ssh command line the key options are added to (netpolicy.Git.SSH: no
+// ssh configuration, pinned address); "" means plain "ssh".
+func Env(creds forge.CloneCredentials, sshBase string) (env []string, cleanup func(), err error) {
+	if sshBase == "" {
+		sshBase = "ssh"
+	}
 	env = []string{"GIT_TERMINAL_PROMPT=0"}
 	if creds.Password == "" && creds.SSHKey == "" {
 		return env, func() {}, nil
@@ -71,7 +76,7 @@ func Env(creds forge.CloneCredentials) (env []string, cleanup func(), err error)
 			cleanup()
 			return nil, nil, fmt.Errorf("gitcred: ssh key: %w", err)
 		}
-		ssh := "ssh -i " + key + " -o IdentitiesOnly=yes -o BatchMode=yes"
+		ssh := sshBase + " -i " + key + " -o IdentitiesOnly=yes -o BatchMode=yes"
 		if creds.KnownHosts != "" {
 			kh := filepath.Join(dir, "known_hosts")
 			if err := os.WriteFile(kh, []byte(creds.KnownHosts+"\n"), 0o600); err != nil {

@@ -15,6 +15,7 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/github"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
@@ -37,7 +38,7 @@ func newGitHubTestServer(t *testing.T) (srvURL, token string) {
 		t.Fatal(err)
 	}
 	forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitHub: github.New(github.Options{Logger: logger})}
-	svc := service.New(st, keys, forges, noJobs{}, service.Config{PublicURL: "https://slipway.example.com", BaseDomain: "localhost"}, logger)
+	svc := service.New(st, keys, forges, noJobs{}, service.Config{PublicURL: "https://slipway.example.com", BaseDomain: "localhost", Network: netpolicy.Policy{AllowPrivate: true}}, logger)
 	boot, err := svc.Bootstrap(ctx, "admin@example.com")
 	if err != nil {
 		t.Fatal(err)

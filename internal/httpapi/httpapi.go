@@ -99,7 +99,7 @@ func StatusFor(code slipway.ErrorCode) int {
 	case slipway.ECodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case slipway.ECodeScopesMissing, slipway.ECodeCredentialsInvalid, slipway.ECodeRepoNotVisible, slipway.ECodeRefNotFound, slipway.ECodeDomainUnverified,
-		slipway.ECodeIntegrationNeedsAttention, slipway.ECodeOutOfMemory:
+		slipway.ECodeIntegrationNeedsAttention, slipway.ECodeOutOfMemory, slipway.ECodeAddressNotAllowed:
 		return http.StatusUnprocessableEntity
 	case slipway.ECodeRateLimited:
 		return http.StatusTooManyRequests

@@ -568,6 +568,11 @@ func (api *API) table() []route {
 				}
 				return respond(w, 200, listOf(views, total, p), err)
 			}},
+		{method: "GET", pattern: "/api/v1/integrations/{int}/webhook-refusals", summary: "Recent webhook requests refused before anything was stored (this replica: time, source, hook, reason; never the body)", tag: "integrations", response: service.RefusalReport{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				rep, err := s.WebhookRefusals(r.Context(), a, r.PathValue("int"))
+				return respond(w, 200, rep, err)
+			}},
 		{method: "POST", pattern: "/api/v1/integrations/{int}/deliveries/{delivery}/replay", summary: "Process a stored delivery again (deployments stay deduplicated)", tag: "integrations", response: DeliveryView{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
 				d, err := s.ReplayDelivery(r.Context(), a, r.PathValue("int"), r.PathValue("delivery"))

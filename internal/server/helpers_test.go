@@ -17,6 +17,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -58,7 +59,8 @@ func startServer(t *testing.T, databaseURL string) *server.Server {
 		Addr:              "127.0.0.1:0",
 		DatabaseURL:       databaseURL,
 		ReconcileInterval: -1,
-		Forges:            providers.All(logger),
+		Forges:            providers.All(logger, netpolicy.Policy{AllowPrivate: true, AllowFiles: true}),
+		Network:           netpolicy.Policy{AllowPrivate: true, AllowFiles: true}, // sources are directories and the loopback Gitea
 		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 			return process.New(logger, sb, process.Options{}), nil
 		},

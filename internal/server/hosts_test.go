@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"slipway.dev/slipway/internal/forge/providers"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/runtime/process"
 	"slipway.dev/slipway/internal/sandbox"
@@ -96,7 +97,7 @@ func TestBaseDomainAboveControlPlaneRefused(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		srv, err := server.Start(ctx, server.Config{
 			DataDir: filepath.Join(t.TempDir(), "data"), Addr: "127.0.0.1:0", PublicURL: c.publicURL, BaseDomain: c.base,
-			ReconcileInterval: -1, Forges: providers.All(logger), Logger: logger,
+			ReconcileInterval: -1, Forges: providers.All(logger, netpolicy.Policy{AllowPrivate: true, AllowFiles: true}), Logger: logger,
 			NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
 				return process.New(logger, sb, process.Options{}), nil
 			},

@@ -31,6 +31,7 @@ import (
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/httpapi"
 	"slipway.dev/slipway/internal/jobs"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/router"
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/sandbox"
@@ -66,6 +67,17 @@ type Config struct {
 	// FilterTenantNetwork, as root, filters what tenant code may connect
 	// to (see sandbox.Network): nothing of this host but the listener.
 	FilterTenantNetwork bool
+	// Network is where Slipway may connect for tenants (--allow-private-
+	// networks sets AllowPrivate); the zero value is the strict default.
+	Network netpolicy.Policy
+	// DeliveryRetention bounds the webhook delivery log (zero: defaults).
+	DeliveryRetention service.DeliveryRetention
+	// MinFreeDiskPercent: a deploy refuses to start when the workspaces'
+	// or the data directory's filesystem has less free (0: the default
+	// 5%; negative turns the check off).
+	MinFreeDiskPercent float64
+	// WebhookLimits are the receiver's rate limits (zero: defaults).
+	WebhookLimits webhook.Limits
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -210,7 +222,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
 		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir),
-		LookupTXT: lookupTXT(cfg.DNSResolver)}, log)
+		LookupTXT: lookupTXT(cfg.DNSResolver), Network: cfg.Network, DeliveryRetention: cfg.DeliveryRetention}, log)
 	s.Service = svc
 
 	sbOpts := sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}}
@@ -237,6 +249,11 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	s.runtime = rt
 	s.Router = router.New(log)
 	s.Pipeline = deploy.New(svc, builder, rt, s.Router, log)
+	minFree := cfg.MinFreeDiskPercent
+	if minFree == 0 {
+		minFree = deploy.DefaultMinFreePercent
+	}
+	s.Pipeline.SetDiskGuard(deploy.DiskGuard{Dirs: []string{workspaceDir(cfg.WorkspaceDir, dataDir), dataDir}, MinFreePercent: minFree})
 	svc.SetReleases(s.Pipeline)
 
 	interval := cfg.ReconcileInterval
@@ -310,7 +327,7 @@ func (s *Server) handler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := httpapi.New(s.Service, s.log)
 	api.Register(mux)
-	webhook.New(s.Service, s.log, reg).Register(mux)
+	webhook.NewWithLimits(s.Service, s.log, reg, s.cfg.WebhookLimits).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

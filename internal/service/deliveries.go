@@ -37,24 +37,69 @@ type ReceiveResult struct {
 var headersToKeep = []string{"X-GitHub-Event", "X-GitHub-Delivery", "X-Gitea-Event", "X-Gitea-Delivery", "X-Forgejo-Event",
 	"X-Forgejo-Delivery", "X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Event-Key", "X-Request-UUID", "X-Hook-UUID", "User-Agent", "Content-Type"}
 
-// ReceiveDelivery verifies a webhook delivery on its raw bytes, persists it
-// (deduplicated on the provider's delivery id) and enqueues its processing
-// in the same transaction. It does no other work, so the provider gets its
-// answer fast. hookID is the repository hook the URL names (empty for
-// app-level hooks).
-func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider, integrationID, hookID string, header http.Header, body []byte) (ReceiveResult, error) {
+// HookTarget is where a delivery goes: its integration, parser, secret and
+// repository hook, resolved from the URL before the body is read, so a
+// request for nothing costs nothing.
+type HookTarget struct {
+	integ  slipway.Integration
+	parser forge.HookParser
+	secret string
+	hook   *store.RepoHook
+}
+
+// Key names the target for per-hook limits: the integration and hook.
+func (t *HookTarget) Key() string {
+	if t.hook != nil {
+		return t.integ.ID + "/" + t.hook.ID
+	}
+	return t.integ.ID
+}
+
+// IntegrationID is the target's integration.
+func (t *HookTarget) IntegrationID() string { return t.integ.ID }
+
+// ResolveHook finds the target a delivery URL names. source is the
+// sender's address, kept in the refusal log when the hook is unknown.
+func (s *Service) ResolveHook(ctx context.Context, provider slipway.Provider, integrationID, hookID, source string) (*HookTarget, error) {
 	integ, err := s.store.GetIntegrationAnyOrg(ctx, integrationID)
 	if err != nil || integ.Provider != provider {
-		return ReceiveResult{}, slipway.NotFound("integration", integrationID)
+		return nil, slipway.NotFound("integration", integrationID)
 	}
 	parser, ok := s.forges[provider].(forge.HookParser)
 	if !ok {
-		return ReceiveResult{}, slipway.NotFound("webhook receiver", string(provider))
+		return nil, slipway.NotFound("webhook receiver", string(provider))
 	}
 	secret, hook, err := s.hookSecret(ctx, integ, hookID)
 	if err != nil {
+		if slipway.ErrorCodeOf(err) == slipway.ECodeBadSignature {
+			s.refusals.record(integ.ID, Refusal{At: s.now().UTC(), Source: source, Hook: hookID, Reason: "no secret for this hook"})
+		}
+		return nil, err
+	}
+	return &HookTarget{integ: integ, parser: parser, secret: secret, hook: hook}, nil
+}
+
+// ReceiveDelivery resolves the target and accepts the delivery (for
+// callers that hold the whole body already).
+func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider, integrationID, hookID string, header http.Header, body []byte) (ReceiveResult, error) {
+	t, err := s.ResolveHook(ctx, provider, integrationID, hookID, "")
+	if err != nil {
 		return ReceiveResult{}, err
 	}
+	return s.AcceptDelivery(ctx, t, "", header, body, true)
+}
+
+// AcceptDelivery verifies a webhook delivery on its raw bytes, persists it
+// (deduplicated on the provider's delivery id) and enqueues its processing
+// in the same transaction. It does no other work, so the provider gets its
+// answer fast. A bad or missing signature leaves only a count and an entry
+// in the bounded refusal log (time, source, reason; never the body);
+// countDurably=false (the receiver's per-hook limit is spent) skips the
+// database counter so a flood cannot turn into writes. An ignored event
+// keeps its headers and verdict, not its body.
+func (s *Service) AcceptDelivery(ctx context.Context, t *HookTarget, source string, header http.Header, body []byte, countDurably bool) (ReceiveResult, error) {
+	integ, parser, secret, hook := t.integ, t.parser, t.secret, t.hook
+	var err error
 	var events []slipway.Event
 	var perr error
 	if mp, ok := parser.(forge.MultiHookParser); ok {
@@ -72,8 +117,15 @@ func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider
 		ev = events[0]
 	}
 	if errors.Is(perr, forge.ErrBadSignature) {
-		if err := s.store.IncrementBadSignatures(ctx, integ.ID); err != nil {
-			s.log.Warn("count bad signature", "err", err)
+		hookID := ""
+		if hook != nil {
+			hookID = hook.ID
+		}
+		s.refusals.record(integ.ID, Refusal{At: s.now().UTC(), Source: source, Hook: hookID, Reason: "signature missing or invalid"})
+		if countDurably {
+			if err := s.store.IncrementBadSignatures(ctx, integ.ID); err != nil {
+				s.log.Warn("count bad signature", "err", err)
+			}
 		}
 		return ReceiveResult{}, slipway.Errorf(slipway.ECodeBadSignature, "webhook signature missing or invalid")
 	}
@@ -88,6 +140,7 @@ func (s *Service) ReceiveDelivery(ctx context.Context, provider slipway.Provider
 	switch {
 	case errors.Is(perr, forge.ErrIgnored):
 		d.Event, d.Verdict, d.Detail = eventHeader(header), VerdictIgnored, "Slipway does not act on this event"
+		d.Body = nil // nothing will ever read it; a flood of pings must not fill the disk
 	case perr != nil:
 		d.Event, d.Verdict, d.Detail = eventHeader(header), VerdictFailed, "malformed payload: "+perr.Error()
 	default:
@@ -751,7 +804,24 @@ func (s *Service) SweepDeliveries(ctx context.Context) error {
 			s.log.Warn("sweep: process delivery", "delivery", d.ID, "err", err)
 		}
 	}
-	return nil
+	return s.PruneDeliveries(ctx)
+}
+
+// PruneDeliveries applies the delivery retention policy (run by the
+// periodic sweeper on the River leader).
+func (s *Service) PruneDeliveries(ctx context.Context) error {
+	r := s.cfg.DeliveryRetention
+	if r.MaxAge <= 0 {
+		r.MaxAge = DefaultDeliveryMaxAge
+	}
+	if r.KeepPerIntegration <= 0 {
+		r.KeepPerIntegration = DefaultDeliveriesKept
+	}
+	n, err := s.store.PruneDeliveries(ctx, s.now().Add(-r.MaxAge), r.KeepPerIntegration)
+	if n > 0 {
+		s.log.Info("pruned webhook deliveries", "count", n)
+	}
+	return err
 }
 
 // RequeueDeployment inserts a new pipeline job for a queued deployment

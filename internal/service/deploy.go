@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
@@ -295,6 +297,50 @@ func (s *Service) CloneSourceFor(ctx context.Context, svc slipway.Service) (Clon
 		return CloneSource{}, err
 	}
 	return CloneSource{Repo: repo, Creds: creds}, nil
+}
+
+// SubmoduleCredentials hands out a credential for one submodule of svc,
+// when svc allows it (Build.SubmoduleCredentials) and the submodule's
+// repository is on the same host as svc's and visible to svc's
+// integration: the provider's clone credential for that repository, which
+// GitHub narrows to it. ok=false means "fetch it without credentials".
+func (s *Service) SubmoduleCredentials(ctx context.Context, svc slipway.Service, parentURL, submoduleURL string) (username, password string, ok bool, err error) {
+	if !svc.Build.SubmoduleCredentials || svc.Source.IntegrationID == "" {
+		return "", "", false, nil
+	}
+	parent, perr := url.Parse(parentURL)
+	sub, serr := url.Parse(submoduleURL)
+	if perr != nil || serr != nil || !strings.EqualFold(parent.Host, sub.Host) || sub.User != nil {
+		return "", "", false, nil
+	}
+	fullName := strings.TrimSuffix(strings.Trim(sub.Path, "/"), ".git")
+	repo, err := s.visibleRepo(ctx, svc.OrgID, svc.Source.IntegrationID, fullName)
+	if err != nil {
+		if slipway.ErrorCodeOf(err) == slipway.ECodeRepoNotVisible {
+			return "", "", false, nil
+		}
+		return "", "", false, err
+	}
+	integ, c, err := s.connFor(ctx, svc.OrgID, svc.Source.IntegrationID)
+	if err != nil {
+		return "", "", false, err
+	}
+	cl, isCloner := s.forges[integ.Provider].(forge.Cloner)
+	if !isCloner {
+		return "", "", false, nil
+	}
+	creds, err := cl.CloneCredentials(ctx, c, repo)
+	if err != nil {
+		return "", "", false, err
+	}
+	// The credential is for the repository the integration reports, at
+	// the address it reports: a submodule URL naming the same repository
+	// elsewhere gets nothing.
+	if got, perr := url.Parse(creds.URL); perr != nil || !strings.EqualFold(got.Host, sub.Host) ||
+		!strings.EqualFold(strings.TrimSuffix(strings.Trim(got.Path, "/"), ".git"), fullName) {
+		return "", "", false, nil
+	}
+	return creds.Username, creds.Password, creds.Password != "", nil
 }
 
 // ReportStatus sets a commit status for a deployment on its provider, when

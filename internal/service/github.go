@@ -306,7 +306,7 @@ func (s *Service) GitHubSetup(ctx context.Context, b Browser, state, installatio
 	}
 	probe := owner
 	probe.ExternalID = strconv.FormatInt(instID, 10)
-	verifiedID, account, selection, err := flow.VerifyAppInstallation(ctx, &forge.Conn{Integration: probe, Secret: sec})
+	verifiedID, account, selection, err := flow.VerifyAppInstallation(ctx, s.newConn(probe, sec))
 	if err != nil {
 		if e, ok := slipway.AsError(err); ok && e.Details["reason"] == "installation_not_found" {
 			return FlowConfirmation{}, slipway.Errorf(slipway.ECodeForbidden,
@@ -327,7 +327,7 @@ func (s *Service) GitHubSetup(ctx context.Context, b Browser, state, installatio
 	integ.AccountName = account
 	integ.RepoSelection = selection
 	integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationConnected, "", ""
-	if cerr := s.checkNew(ctx, s.forges[slipway.ProviderGitHub], &forge.Conn{Integration: integ, Secret: sec}, &integ); cerr != nil {
+	if cerr := s.checkNew(ctx, s.forges[slipway.ProviderGitHub], s.newConn(integ, sec), &integ); cerr != nil {
 		p := problemFor(integ, cerr)
 		integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationNeedsAttention, p.Message, p.Fix
 	}

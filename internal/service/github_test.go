@@ -26,6 +26,7 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/github"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
 )
@@ -307,7 +308,7 @@ func newGHEnv(t *testing.T) *ghEnv {
 	fake := newGHFake(t)
 	jobs := &ghJobs{}
 	forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitHub: github.New(github.Options{HTTP: fake.srv.Client(), Logger: slog.New(slog.DiscardHandler)})}
-	st, svc, admin := newTestService(t, forges, jobs, service.Config{PublicURL: testPublicURL, BaseDomain: "apps.example.com"})
+	st, svc, admin := newTestService(t, forges, jobs, service.Config{PublicURL: testPublicURL, BaseDomain: "apps.example.com", Network: netpolicy.Policy{AllowPrivate: true}})
 	return &ghEnv{ctx: context.Background(), gh: fake, st: st, svc: svc, jobs: jobs, admin: admin, browser: service.Browser{UserID: admin.UserID}}
 }
 

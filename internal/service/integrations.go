@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 
+	"golang.org/x/oauth2"
+
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/store"
@@ -161,6 +163,15 @@ func (s *Service) Connect(ctx context.Context, a Actor, in ConnectInput) (slipwa
 			}
 		}
 	}
+	// Refuse a URL the network policy forbids before anything dials it,
+	// with the policy's reason and fix (the dialer enforces it again).
+	for _, u := range []string{integ.Settings["url"], integ.BaseURL, integ.InternalURL} {
+		if u != "" {
+			if err := s.cfg.Network.CheckURL(u); err != nil {
+				return slipway.Integration{}, err
+			}
+		}
+	}
 	if integ.Label == "" {
 		integ.Label = string(in.Provider)
 	}
@@ -181,7 +192,7 @@ func (s *Service) Connect(ctx context.Context, a Actor, in ConnectInput) (slipwa
 		}
 	}
 	if integ.Status == slipway.IntegrationConnected {
-		conn := &forge.Conn{Integration: integ, Secret: sec}
+		conn := s.newConn(integ, sec)
 		if err := s.checkNew(ctx, p, conn, &integ); err != nil {
 			return slipway.Integration{}, err
 		}
@@ -414,13 +425,25 @@ func (s *Service) conn(ctx context.Context, integ slipway.Integration) (*forge.C
 	if err != nil {
 		return nil, err
 	}
-	c := &forge.Conn{Integration: integ, Secret: sec}
+	c := s.newConn(integ, sec)
 	// GitHub App installation tokens are minted and cached by the GitHub
 	// provider itself from the App credentials; only OAuth needs a source.
 	if integ.AuthMethod == slipway.AuthOAuth && sec.RefreshToken != "" {
 		c.Tokens = s.tokens.oauth(integ)
 	}
 	return c, nil
+}
+
+// newConn is the one place a provider connection is made, so every
+// provider call of a tenant dials through the installation's policy.
+func (s *Service) newConn(integ slipway.Integration, sec forge.Secret) *forge.Conn {
+	return &forge.Conn{Integration: integ, Secret: sec, HTTP: s.http, Network: s.cfg.Network}
+}
+
+// oauthContext makes golang.org/x/oauth2 send token requests through the
+// policy's client.
+func (s *Service) oauthContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, s.http)
 }
 
 // connFor loads an integration of the org and its connection.

@@ -128,14 +128,14 @@ func (s *Service) OAuthCallback(ctx context.Context, b Browser, state, code stri
 	if err != nil {
 		return FlowConfirmation{}, err
 	}
-	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(st.Verifier))
+	tok, err := cfg.Exchange(s.oauthContext(ctx), code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
 		return FlowConfirmation{}, slipway.Errorf(slipway.ECodeCredentialsInvalid, "the provider refused the authorization code: %v", err).
 			WithFix("start connecting again; check the OAuth application's client secret and redirect URI " + s.OAuthRedirectURL())
 	}
 	sec.Token, sec.RefreshToken, sec.Expiry = tok.AccessToken, tok.RefreshToken, tok.Expiry
 	integ.Status, integ.StatusReason, integ.StatusFix = slipway.IntegrationConnected, "", ""
-	if err := s.checkNew(ctx, s.forges[integ.Provider], &forge.Conn{Integration: integ, Secret: sec}, &integ); err != nil {
+	if err := s.checkNew(ctx, s.forges[integ.Provider], s.newConn(integ, sec), &integ); err != nil {
 		integ.Status = slipway.IntegrationNeedsAttention
 		p := problemFor(integ, err)
 		integ.StatusReason, integ.StatusFix = p.Message, p.Fix

@@ -14,6 +14,7 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/azuredevops"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
@@ -307,7 +308,7 @@ func TestNewestMatchingTag(t *testing.T) {
 // first, with the fix, and saves nothing.
 func TestConnectRefusesAnHTTPHookTargetForAzureDevOps(t *testing.T) {
 	_, svc, admin := newTestService(t, map[slipway.Provider]forge.Provider{slipway.ProviderAzureDevOps: azuredevops.New(nil)}, pinJobs{},
-		service.Config{PublicURL: "http://slipway.example.test", BaseDomain: "apps.example.test"})
+		service.Config{PublicURL: "http://slipway.example.test", BaseDomain: "apps.example.test", Network: netpolicy.Policy{AllowPrivate: true}})
 	// A loopback organisation URL: were the check ever skipped, the
 	// provider's call would stay on this machine and fail.
 	_, err := svc.Connect(context.Background(), admin, service.ConnectInput{Provider: slipway.ProviderAzureDevOps, BaseURL: "https://127.0.0.1:1/acme", Token: "pat"})

@@ -136,7 +136,7 @@ func (s *Service) refreshClaimed(ctx context.Context, integ slipway.Integration,
 		release()
 		return "", err
 	}
-	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: sec.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
+	tok, err := cfg.TokenSource(s.oauthContext(ctx), &oauth2.Token{RefreshToken: sec.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
 		release()
 		var re *oauth2.RetrieveError

@@ -17,6 +17,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
@@ -97,7 +98,7 @@ func runRefreshRace(t *testing.T, databaseURL, live string) refreshRace {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return service.New(st, keys, forges, &recordingJobs{}, service.Config{PublicURL: "http://127.0.0.1", BaseDomain: "localhost"}, logger)
+		return service.New(st, keys, forges, &recordingJobs{}, service.Config{PublicURL: "http://127.0.0.1", BaseDomain: "localhost", Network: netpolicy.Policy{AllowPrivate: true}}, logger)
 	}
 	one, two := replica(), replica()
 	boot, err := one.Bootstrap(ctx, "admin@example.test")

@@ -14,11 +14,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/store"
 )
@@ -48,7 +50,26 @@ type Config struct {
 	// Installation lists the installation settings `slipway serve` was
 	// started with, shown to installation administrators.
 	Installation []InstallationSetting
+	// Network is where Slipway may connect on a tenant's behalf (provider
+	// APIs, OAuth token URLs, git); the zero value is the strict default.
+	Network netpolicy.Policy
+	// DeliveryRetention bounds the delivery log; zero fields take the
+	// defaults (DefaultDeliveryMaxAge, DefaultDeliveriesKept).
+	DeliveryRetention DeliveryRetention
 }
+
+// DeliveryRetention is how long, and how many per integration, finished
+// webhook deliveries are kept for troubleshooting.
+type DeliveryRetention struct {
+	MaxAge             time.Duration
+	KeepPerIntegration int
+}
+
+// Delivery retention defaults.
+const (
+	DefaultDeliveryMaxAge = 30 * 24 * time.Hour
+	DefaultDeliveriesKept = 1000
+)
 
 // Service is the set of use cases. Construct it with New.
 type Service struct {
@@ -62,6 +83,11 @@ type Service struct {
 	tokens *tokenSources
 	// releases is the deploy side, told when a Service's hosts change.
 	releases Releases
+	// refusals is the bounded in-memory log of refused webhook requests.
+	refusals *refusalLog
+	// http is the one client for tenant-chosen URLs (provider APIs, OAuth
+	// token calls): it dials through cfg.Network and keeps its connections.
+	http *http.Client
 }
 
 // New wires a Service. forges maps each provider to its implementation;
@@ -69,6 +95,8 @@ type Service struct {
 func New(st *store.Store, keys *secrets.Keyring, forges map[slipway.Provider]forge.Provider, jobs Jobs, cfg Config, logger *slog.Logger) *Service {
 	s := &Service{store: st, keys: keys, forges: forges, jobs: jobs, log: logger, cfg: cfg, now: time.Now}
 	s.tokens = newTokenSources(s)
+	s.refusals = newRefusalLog()
+	s.http = cfg.Network.HTTPClient(30 * time.Second)
 	return s
 }
 

@@ -33,3 +33,30 @@ func scanStaleDelivery(sc rowScanner) (StaleDelivery, error) {
 	err := sc.Scan(&d.OrgID, &d.ID)
 	return d, err
 }
+
+// PruneDeliveries deletes finished deliveries received before olderThan,
+// and beyond the newest keepPerIntegration of each integration (0 keeps
+// any number). Deliveries still waiting to be processed are never pruned.
+// It returns how many rows went.
+func (q *queries) PruneDeliveries(ctx context.Context, olderThan time.Time, keepPerIntegration int) (int64, error) {
+	var total int64
+	res, err := q.exec(ctx, `DELETE FROM deliveries WHERE verdict <> ? AND received_at < ?`, VerdictReceived, q.tv(olderThan))
+	if err != nil {
+		return 0, fmt.Errorf("prune old deliveries: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	total += n
+	if keepPerIntegration > 0 {
+		res, err = q.exec(ctx, `DELETE FROM deliveries WHERE id IN (
+  SELECT id FROM (
+    SELECT id, ROW_NUMBER() OVER (PARTITION BY integration_id ORDER BY received_at DESC, id DESC) AS rn
+    FROM deliveries WHERE verdict <> ?
+  ) ranked WHERE rn > ?)`, VerdictReceived, keepPerIntegration)
+		if err != nil {
+			return total, fmt.Errorf("prune deliveries beyond the kept count: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}

@@ -96,13 +96,7 @@ func newProviderFixture(tb testing.TB, databaseURL string, provider slipway.Prov
 }
 
 func (f *fixture) request(deliveryID string) *http.Request {
-	req := httptest.NewRequest("POST", f.url, strings.NewReader(string(f.body)))
-	req.Header.Set("X-Gitea-Event", "push")
-	req.Header.Set("X-Gitea-Delivery", deliveryID)
-	m := hmac.New(sha256.New, []byte(f.secret))
-	m.Write(f.body)
-	req.Header.Set("X-Gitea-Signature", hex.EncodeToString(m.Sum(nil)))
-	return req
+	return f.signed("push", deliveryID, f.body)
 }
 
 // floor is the least any receiver must do: verify the signature on the

@@ -129,24 +129,43 @@ func (p *Provider) lsRemote(ctx context.Context, c *forge.Conn, args ...string) 
 	if err != nil {
 		return nil, err
 	}
-	env, cleanup, err := gitcred.Env(creds)
+	// The URL is the tenant's: git may only dial where the installation's
+	// policy allows, with no inherited environment or git configuration.
+	g, err := c.Network.Git(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+	env, cleanup, err := gitcred.Env(creds, g.SSH)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	cmd := exec.CommandContext(ctx, "git", append(append([]string{"ls-remote"}, args...), "--", u)...)
-	cmd.Env = append(os.Environ(), env...)
+	home, err := os.MkdirTemp("", "slipway-ls-remote-")
+	if err != nil {
+		return nil, fmt.Errorf("git: temp home: %w", err)
+	}
+	defer os.RemoveAll(home)
+	argv := append(append(append([]string{}, g.Config...), "ls-remote"), args...)
+	cmd := exec.CommandContext(ctx, "git", append(argv, "--", u)...)
+	cmd.Env = append(g.Env(home), env...)
+	cmd.Dir = home
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
+		if refused := g.Refused(); refused != nil {
+			return nil, refused
+		}
 		return nil, classify(u, stderr.String(), err)
 	}
 	return out, nil
 }
 
 // classify maps a failed git ls-remote to a slipway error from git's
-// message (which never contains the secret: it is not in the URL).
+// message. The message itself is the remote's (or shaped by it) and the
+// error lands in tenant-visible fields (status reason, check problems), so
+// only the class is reported, never the text.
 func classify(u, stderr string, err error) error {
 	msg := strings.TrimSpace(stderr)
 	// Classify on git's words only: the URL or path git echoes may hold
@@ -174,13 +193,16 @@ func classify(u, stderr string, err error) error {
 	default:
 		code = slipway.ECodeProviderError
 	}
-	e := slipway.Errorf(code, "git: %s: %s", NormalizeURL(u), lastLine(msg)).WithFix(fix)
+	e := slipway.Errorf(code, "git: %s: %s", NormalizeURL(u), gitFailure[code]).WithFix(fix)
 	return fmt.Errorf("%w (%w)", e, err)
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+// gitFailure is what a failed ls-remote is reported as, per class.
+var gitFailure = map[slipway.ErrorCode]string{
+	slipway.ECodeCredentialsInvalid:  "the server refused the credentials",
+	slipway.ECodeRepoNotVisible:      "the server has no repository there (or hides it from these credentials)",
+	slipway.ECodeProviderUnreachable: "the server could not be reached",
+	slipway.ECodeProviderError:       "git ls-remote failed",
 }
 
 // Check runs git ls-remote against the URL.

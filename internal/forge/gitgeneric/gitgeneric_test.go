@@ -2,10 +2,14 @@ package gitgeneric_test
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -13,15 +17,26 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/gitgeneric"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/testenv/giteatest"
+	"slipway.dev/slipway/internal/testenv/netnstest"
 )
 
 func TestMain(m *testing.M) { giteatest.Main(m) }
 
+// local is the policy of these tests: their repositories are on loopback
+// and in directories.
+var local = netpolicy.Policy{AllowPrivate: true, AllowFiles: true}
+
 func conn(u, user, token string) *forge.Conn {
+	return connWith(local, u, user, token)
+}
+
+func connWith(p netpolicy.Policy, u, user, token string) *forge.Conn {
 	return &forge.Conn{
 		Integration: slipway.Integration{Provider: slipway.ProviderGit, Settings: map[string]string{gitgeneric.SettingURL: u}},
 		Secret:      forge.Secret{Username: user, Token: token},
+		Network:     p,
 	}
 }
 
@@ -174,5 +189,83 @@ func TestGenerateDeployKey(t *testing.T) {
 	}
 	if parsed.Type() != ssh.KeyAlgoED25519 || string(parsed.Marshal()) != string(signer.PublicKey().Marshal()) {
 		t.Errorf("public key %q does not match the private key", pub)
+	}
+}
+
+// TestTenantURLsRefused connects the generic Git provider to URLs a tenant
+// could use to make Slipway read its own disk or network. Every one is
+// refused with a code and a fix, git never reaches the listener, and the
+// error carries nothing the remote said. It runs in a network namespace
+// holding only loopback and the metadata address, so a wrong answer
+// cannot send a packet off the machine.
+func TestTenantURLsRefused(t *testing.T) {
+	if !netnstest.Run(t, "169.254.169.254/32") {
+		return
+	}
+	dir := t.TempDir()
+	run(t, dir, "init", "-q", "--bare", "secret.git")
+	var hits atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Redirect(w, r, "http://127.0.0.1/", http.StatusFound)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	meta, err := net.Listen("tcp", "169.254.169.254:443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	go func() {
+		for {
+			c, err := meta.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	strict := netpolicy.Policy{}
+	p := gitgeneric.New()
+	for _, u := range []string{
+		"file://" + dir + "/secret.git",
+		dir + "/secret.git",
+		"http://127.0.0.1:" + port + "/a/b.git",
+		"http://[::ffff:127.0.0.1]:" + port + "/a/b.git",
+		"http://2130706433:" + port + "/a/b.git",
+		"https://2130706433:" + port + "/a/b.git",
+		"https://localhost:" + port + "/a/b.git", // a name: refused by the proxy's dialer
+		"https://169.254.169.254/latest/meta-data/",
+		"http://169.254.169.254/latest/meta-data/",
+		"ssh://git@localhost:" + port + "/a.git",
+		"ext::sh -c touch% " + dir + "/pwned",
+	} {
+		_, err := p.Check(context.Background(), connWith(strict, u, "", ""))
+		e, ok := netpolicy.Refusal(err)
+		if !ok || e.Fix == "" {
+			t.Errorf("%s: want address_not_allowed with a fix, got %v", u, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("%d connections reached a refused address", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Fatal("the ext:: transport ran a command")
+	}
+	// With --allow-private-networks the loopback server is reached: the
+	// listener is real, and its (redirecting, non-git) answer is not
+	// echoed into the error.
+	_, err = p.Check(context.Background(), connWith(netpolicy.Policy{AllowPrivate: true}, "http://127.0.0.1:"+port+"/a/b.git", "", ""))
+	if err == nil || hits.Load() == 0 {
+		t.Fatalf("allowed loopback: err %v, hits %d", err, hits.Load())
+	}
+	if e, ok := slipway.AsError(err); !ok || strings.Contains(e.Message, "127.0.0.1/\"") || strings.Contains(e.Message, "redirect") {
+		t.Errorf("remote text echoed: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ package providers
 
 import (
 	"log/slog"
+	"time"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
@@ -15,12 +16,16 @@ import (
 	"slipway.dev/slipway/internal/forge/gitgeneric"
 	"slipway.dev/slipway/internal/forge/github"
 	"slipway.dev/slipway/internal/forge/gitlab"
+	"slipway.dev/slipway/internal/netpolicy"
 )
 
-// All returns one instance of every provider, keyed by kind.
-func All(logger *slog.Logger) map[slipway.Provider]forge.Provider {
+// All returns one instance of every provider, keyed by kind. network is
+// the installation's outbound policy, for the calls a provider makes
+// without a connection (GitHub's manifest conversion and installation
+// check); calls for a connection dial through forge.Conn's client.
+func All(logger *slog.Logger, network netpolicy.Policy) map[slipway.Provider]forge.Provider {
 	return map[slipway.Provider]forge.Provider{
-		slipway.ProviderGitHub:      github.New(github.Options{Logger: logger}),
+		slipway.ProviderGitHub:      github.New(github.Options{Logger: logger, HTTP: network.HTTPClient(30 * time.Second)}),
 		slipway.ProviderGitLab:      gitlab.New(logger),
 		slipway.ProviderBitbucket:   bitbucket.New(logger),
 		slipway.ProviderAzureDevOps: azuredevops.New(logger),

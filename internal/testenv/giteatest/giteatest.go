@@ -594,6 +594,25 @@ func (s *Server) PushCommit(t testing.TB, user, password, repoFullName, branch s
 	return git("rev-parse", "HEAD")
 }
 
+// PushSubmodule commits a gitlink at path pinned to sha, with a
+// .gitmodules entry pointing at url, on branch of repoFullName, pushes it
+// and returns the new commit's SHA. Nothing is cloned: the gitlink goes
+// straight into the index, as git submodule add would leave it.
+func (s *Server) PushSubmodule(t testing.TB, user, password, repoFullName, branch, path, url, sha string) string {
+	t.Helper()
+	git, work := s.clone(t, user, password, repoFullName)
+	git("checkout", "--quiet", "-B", branch, "origin/"+branch)
+	gm := "[submodule \"" + path + "\"]\n\tpath = " + path + "\n\turl = " + url + "\n"
+	if err := os.WriteFile(filepath.Join(work, ".gitmodules"), []byte(gm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git("update-index", "--add", "--cacheinfo", "160000,"+sha+","+path)
+	git("add", ".gitmodules")
+	git("commit", "--quiet", "-m", "add submodule "+path)
+	git("push", "--quiet", "origin", "HEAD:refs/heads/"+branch)
+	return git("rev-parse", "HEAD")
+}
+
 // PushTag tags the head of branch and pushes the tag with the git CLI, as
 // a user would (a tag made through the API sends no push event).
 func (s *Server) PushTag(t testing.TB, user, password, repoFullName, branch, tag string) (sha string) {

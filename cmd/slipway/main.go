@@ -123,6 +123,7 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		Network:            network,
 		DeliveryRetention:  service.DeliveryRetention{MaxAge: f.DeliveryMaxAge, KeepPerIntegration: f.DeliveriesKept},
 		MinFreeDiskPercent: minFreeDisk(f.MinFreeDisk),
+		BuildsKept:         f.BuildsKept,
 		Forges:             providers.All(logger, network),
 		NewRuntime:         newRuntime(f.Runtime, logger),
 		Installation:       installationSettings(f, proxies),
@@ -162,6 +163,7 @@ func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []servi
 		{Name: "delivery-retention", Value: f.DeliveryMaxAge.String()},
 		{Name: "deliveries-kept", Value: strconv.Itoa(f.DeliveriesKept)},
 		{Name: "min-free-disk", Value: strconv.FormatFloat(f.MinFreeDisk, 'f', -1, 64) + "%"},
+		{Name: "builds-kept", Value: strconv.Itoa(f.BuildsKept)},
 	}
 }
 

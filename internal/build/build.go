@@ -154,6 +154,10 @@ func (b *Builder) Build(ctx context.Context, req Request, logs io.Writer) (Resul
 			res.User, res.Home = user, home
 			return res, nil
 		}
+		if _, err := os.Stat(record); err == nil {
+			fmt.Fprintf(lw, "The finished build of %s was removed to free disk space (only the newest builds are kept); building it again\n",
+				slipway.ShortSHA(req.Source.SHA))
+		}
 	}
 
 	// The fetch runs as Slipway, not as the Service's user: the credentials
@@ -403,6 +407,60 @@ func (l *lineWriter) Flush() {
 		l.w.Write(append(l.pending, '\n'))
 		l.pending = nil
 	}
+}
+
+// Pruned is what Prune removed.
+type Pruned struct {
+	Builds int   // sealed builds removed
+	Bytes  int64 // their size on disk
+}
+
+// Prune removes a Service's sealed builds beyond the ones in use (inUse
+// holds release directories, a build's own path or one below it) and the
+// keep newest others, so disk use stays bounded however often it deploys.
+// Their cache records stay: a later deploy of such a commit (a rollback)
+// finds the record without its build, builds again and says why.
+func (b *Builder) Prune(ctx context.Context, serviceID string, inUse []string, keep int) (Pruned, error) {
+	var out Pruned
+	builds, err := b.sb.SealedBuilds(serviceID)
+	if err != nil {
+		return out, fmt.Errorf("build: %w", err)
+	}
+	kept := 0
+	for _, sb := range builds {
+		used := false
+		for _, dir := range inUse {
+			used = used || dir == sb.Path || strings.HasPrefix(dir, sb.Path+string(filepath.Separator))
+		}
+		if used {
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		size := dirSize(sb.Path)
+		if err := b.sb.RemoveSealed(serviceID, sb.Name); err != nil {
+			return out, fmt.Errorf("build: %w", err)
+		}
+		out.Builds++
+		out.Bytes += size
+	}
+	return out, nil
+}
+
+// dirSize is the size of the files below dir, not following symlinks.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // RemoveService deletes a deleted Service's build records, sealed builds,

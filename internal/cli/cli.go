@@ -54,6 +54,9 @@ type ServeFlags struct {
 	DeliveriesKept int
 	// MinFreeDisk is the free disk (percent) a deploy needs to start.
 	MinFreeDisk float64
+	// BuildsKept is how many finished builds (images) of a Service are
+	// kept besides the live one.
+	BuildsKept int
 }
 
 // Main runs the CLI and returns the exit status.
@@ -142,6 +145,7 @@ func (a *app) serveCmd() *cobra.Command {
 		"let integrations, OAuth and git reach loopback, link-local and private addresses and plain http ($SLIPWAY_ALLOW_PRIVATE_NETWORKS=1)")
 	c.Flags().DurationVar(&f.DeliveryMaxAge, "delivery-retention", 30*24*time.Hour, "how long finished webhook deliveries are kept")
 	c.Flags().IntVar(&f.DeliveriesKept, "deliveries-kept", 1000, "how many finished webhook deliveries each integration keeps")
+	c.Flags().IntVar(&f.BuildsKept, "builds-kept", 3, "finished builds (or images) of each service kept besides the live one, for rollbacks without a rebuild (at least 1)")
 	c.Flags().Float64Var(&f.MinFreeDisk, "min-free-disk", 5, "percent of free disk a deploy needs to start (workspaces and data directory; 0 turns the check off)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")
 	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT records are checked with (default: the system resolver)")

@@ -65,6 +65,7 @@ type Pipeline struct {
 
 	logLimits LogLimits
 	disk      DiskGuard
+	keep      int // finished builds and images kept per Service besides the live one
 }
 
 // SetLogLimits sets the per-deployment log limits (zero fields: defaults).
@@ -265,7 +266,11 @@ func (p *Pipeline) run(ctx context.Context, svc slipway.Service, d slipway.Deplo
 		}
 		return err
 	}
-	return p.goLive(ctx, svc, d, inst, logs)
+	if err := p.goLive(ctx, svc, d, inst, logs); err != nil {
+		return err
+	}
+	p.prune(ctx, svc, rel, logs)
+	return nil
 }
 
 // buildImage makes the image of d's commit: the existing one when the
@@ -585,6 +590,54 @@ func firstNonEmpty(v ...string) string {
 		}
 	}
 	return ""
+}
+
+// DefaultKeep is how many finished builds (and images) of a Service are
+// kept besides the live one, for rollbacks without a rebuild
+// (--builds-kept).
+const DefaultKeep = 3
+
+// SetKeep sets how many finished builds and images are kept per Service
+// besides the live one; at least one, since the release just replaced is
+// still draining from its build.
+func (p *Pipeline) SetKeep(n int) { p.keep = max(n, 1) }
+
+// ImagePruner is implemented by image runtimes that can remove a
+// Service's older images.
+type ImagePruner interface {
+	PruneImages(ctx context.Context, repo string, inUse []string, keep int) (int, error)
+}
+
+// prune removes the Service's builds or images beyond the live release
+// and the newest kept others, once the new release is live. It is
+// best-effort: what it cannot remove now goes with the next deploy.
+func (p *Pipeline) prune(ctx context.Context, svc slipway.Service, live runtime.Release, logs io.Writer) {
+	keep := p.keep
+	if keep == 0 {
+		keep = DefaultKeep
+	}
+	ctx = context.WithoutCancel(ctx)
+	if ip, ok := p.rt.(ImagePruner); ok && live.Image != "" && svc.Type == slipway.ServiceApp {
+		n, err := ip.PruneImages(ctx, strings.SplitN(imageTag(svc.ID, "x"), ":", 2)[0], []string{live.Image}, keep)
+		if err != nil {
+			p.log.Warn("remove old images", "service", svc.ID, "err", err)
+		}
+		if n > 0 {
+			fmt.Fprintf(logs, "removed %d older images of this service (keeping the live one and %d more)\n", n, keep)
+		}
+		return
+	}
+	if live.Dir == "" {
+		return
+	}
+	pruned, err := p.builder.Prune(ctx, svc.ID, []string{live.Dir}, keep)
+	if err != nil {
+		p.log.Warn("remove old builds", "service", svc.ID, "err", err)
+	}
+	if pruned.Builds > 0 {
+		fmt.Fprintf(logs, "removed %d older builds of this service, %.1f MiB (keeping the live one and %d more)\n",
+			pruned.Builds, float64(pruned.Bytes)/(1<<20), keep)
+	}
 }
 
 // ImageRemover is implemented by image runtimes that can remove every

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -461,6 +463,67 @@ func walkTree(dirfd int, onFD func(fd int, st *unix.Stat_t) error, onLink func(d
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// SealedBuild is one finished build of a Service, out of its reach.
+type SealedBuild struct {
+	Name    string
+	Path    string
+	ModTime time.Time
+}
+
+// SealedBuilds lists a Service's sealed builds, newest first.
+func (m *Manager) SealedBuilds(serviceID string) ([]SealedBuild, error) {
+	dir := filepath.Join(m.root, releasesDir, UserName(serviceID))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: list sealed builds: %w", err)
+	}
+	var out []SealedBuild
+	for _, e := range entries {
+		if !e.IsDir() || checkName(e.Name()) != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, SealedBuild{Name: e.Name(), Path: filepath.Join(dir, e.Name()), ModTime: info.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ModTime.After(out[j].ModTime) })
+	return out, nil
+}
+
+// RemoveSealed deletes one sealed build. The tree is root-owned and the
+// directory holding it is not writable by the Service, so nothing in it
+// can have been swapped; it is still moved into a root-only staging
+// directory first, like every removal of a Service's files.
+func (m *Manager) RemoveSealed(serviceID, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	trash, err := m.Stage()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(trash)
+	relfd, err := openRootDir(filepath.Join(m.root, releasesDir, UserName(serviceID)))
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer unix.Close(relfd)
+	stage, err := openRootDir(trash)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer unix.Close(stage)
+	if err := unix.Renameat2(relfd, name, stage, "tree", unix.RENAME_NOREPLACE); err != nil {
+		return fmt.Errorf("sandbox: remove sealed build %s: %w", name, err)
 	}
 	return nil
 }

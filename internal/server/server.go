@@ -7,6 +7,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,6 +77,9 @@ type Config struct {
 	// or the data directory's filesystem has less free (0: the default
 	// 5%; negative turns the check off).
 	MinFreeDiskPercent float64
+	// BuildsKept is how many finished builds and images of a Service are
+	// kept besides the live one (0: deploy.DefaultKeep).
+	BuildsKept int
 	// WebhookLimits are the receiver's rate limits (zero: defaults).
 	WebhookLimits webhook.Limits
 
@@ -253,6 +257,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	if minFree == 0 {
 		minFree = deploy.DefaultMinFreePercent
 	}
+	s.Pipeline.SetKeep(cmp.Or(cfg.BuildsKept, deploy.DefaultKeep))
 	s.Pipeline.SetDiskGuard(deploy.DiskGuard{Dirs: []string{workspaceDir(cfg.WorkspaceDir, dataDir), dataDir}, MinFreePercent: minFree})
 	svc.SetReleases(s.Pipeline)
 

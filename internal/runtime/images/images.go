@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
@@ -72,4 +74,38 @@ func (b Builder) RemoveImages(ctx context.Context, repo string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// PruneImages removes the tags of repo beyond the ones in use and the keep
+// newest others (by creation time), with the layers nothing else uses, and
+// returns how many it removed.
+func (b Builder) PruneImages(ctx context.Context, repo string, inUse []string, keep int) (int, error) {
+	list, err := b.Client.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", repo+":*"))})
+	if err != nil {
+		return 0, fmt.Errorf("list images of %s: %w", repo, err)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
+	removed, kept := 0, 0
+	var errs []error
+	for _, img := range list {
+		used := false
+		for _, tag := range img.RepoTags {
+			used = used || slices.Contains(inUse, tag)
+		}
+		if used {
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		for _, tag := range img.RepoTags {
+			if _, err := b.Client.ImageRemove(ctx, tag, image.RemoveOptions{PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove image %s: %w", tag, err))
+				continue
+			}
+			removed++
+		}
+	}
+	return removed, errors.Join(errs...)
 }

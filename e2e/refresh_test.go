@@ -19,6 +19,7 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/forge/gitea"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
@@ -83,7 +84,8 @@ func TestGiteaRefreshTokenRotationAcrossReplicas(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { st.Close() })
-				return service.New(st, keys, forges, nil, service.Config{PublicURL: "http://127.0.0.1:1", BaseDomain: "localhost"}, logger), keys
+				return service.New(st, keys, forges, nil, service.Config{PublicURL: "http://127.0.0.1:1", BaseDomain: "localhost",
+					Network: netpolicy.Policy{AllowPrivate: true}}, logger), keys // the test Gitea is on loopback
 			}
 			one, keys := replica()
 			two, _ := replica()

@@ -54,7 +54,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	// that work piles up and both replicas have to take some.
 	settings := map[string]any{
 		"build_command": "sleep 1",
-		"start_command": `d="www-$SLIPWAY_DEPLOYMENT_ID" && mkdir -p "$d" && echo "$SLIPWAY_DEPLOYMENT_ID" > "$d/index.html" && exec busybox httpd -f -p "127.0.0.1:$PORT" -h "$d"`,
+		"start_command": `d="$(mktemp -d)" && mkdir -p "$d" && echo "$SLIPWAY_DEPLOYMENT_ID" > "$d/index.html" && exec busybox httpd -f -p "127.0.0.1:$PORT" -h "$d"`,
 	}
 	_, _, _, _, repoID, integ, first, _ := linkedService(t, ca, settings)
 	services := []slipway.Service{first}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -94,13 +95,14 @@ func (s *Service) refreshShared(ctx context.Context, integ slipway.Integration) 
 			return "", err
 		}
 		if won {
-			if waited {
-				// The replica we waited for gave up without a token: its
-				// refresh was refused, and this refresh token is spent.
-				if cur, err := s.store.GetIntegration(ctx, integ.OrgID, integ.ID); err == nil && cur.Status == slipway.IntegrationNeedsAttention {
-					s.releaseRefresh(ctx, integ, claim)
-					return "", slipway.Errorf(slipway.ECodeCredentialsInvalid, "%s", cur.StatusReason).WithFix(cur.StatusFix)
-				}
+			// A refresh already refused (by any replica, or by this one a
+			// moment ago for another caller) spent this refresh token:
+			// asking again would only be refused again. Reconnecting
+			// replaces the token and the status.
+			cur, err := s.store.GetIntegration(ctx, integ.OrgID, integ.ID)
+			if err == nil && cur.Status == slipway.IntegrationNeedsAttention && (waited || strings.Contains(cur.StatusReason, refreshRefused)) {
+				s.releaseRefresh(ctx, integ, claim)
+				return "", slipway.Errorf(slipway.ECodeCredentialsInvalid, "%s", cur.StatusReason).WithFix(cur.StatusFix)
 			}
 			return s.refreshClaimed(ctx, integ, claim)
 		}
@@ -115,6 +117,10 @@ func (s *Service) refreshShared(ctx context.Context, integ slipway.Integration) 
 		}
 	}
 }
+
+// refreshRefused is the reason an integration carries once the provider
+// refused its refresh token.
+const refreshRefused = "refreshing the OAuth token failed: the grant was revoked or expired"
 
 // refreshClaimed spends the refresh token while holding claim, stores the
 // result under the claim and releases it.
@@ -138,14 +144,17 @@ func (s *Service) refreshClaimed(ctx context.Context, integ slipway.Integration,
 	}
 	tok, err := cfg.TokenSource(s.oauthContext(ctx), &oauth2.Token{RefreshToken: sec.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
-		release()
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
-			cerr := slipway.Errorf(slipway.ECodeCredentialsInvalid, "refreshing the OAuth token failed: the grant was revoked or expired").
+			cerr := slipway.Errorf(slipway.ECodeCredentialsInvalid, "%s", refreshRefused).
 				WithFix("reconnect the integration through the provider's consent screen")
+			// Marked before the claim is released, so whoever claims
+			// next sees the refusal instead of spending the token again.
 			s.markNeedsAttention(ctx, integ, cerr)
+			release()
 			return "", cerr
 		}
+		release()
 		return "", slipway.Errorf(slipway.ECodeProviderUnreachable, "refreshing the OAuth token: %v", err)
 	}
 	sec.Token, sec.Expiry = tok.AccessToken, tok.Expiry

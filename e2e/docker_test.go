@@ -45,7 +45,7 @@ func startServerWith(t testing.TB, dataDir, addr string, reconcile time.Duration
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(ws) })
-	logger := slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(newLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}

@@ -32,11 +32,33 @@ import (
 
 func TestMain(m *testing.M) { giteatest.Main(m) }
 
-// logWriter sends server logs to the test log (visible with -v or on failure).
-type logWriter struct{ t testing.TB }
+// logWriter sends server logs to the test log (visible with -v or on
+// failure). A server a test leaves running (its job queue polling a
+// database the test dropped) keeps logging after the test ended, which
+// the testing package refuses with a panic: from the test's last cleanup
+// on, lines are dropped.
+type logWriter struct {
+	t    testing.TB
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newLogWriter(t testing.TB) logWriter {
+	w := logWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		*w.done = true
+	})
+	return w
+}
 
 func (w logWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimRight(string(b), "\n"))
+	}
 	return len(b), nil
 }
 
@@ -68,7 +90,7 @@ func startConfigured(t testing.TB, dataDir, addr string, reconcile time.Duration
 		workspaces.Store(dataDir, dir)
 		t.Cleanup(func() { os.RemoveAll(dir) })
 	}
-	logger := slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(newLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}

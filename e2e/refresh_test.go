@@ -72,7 +72,7 @@ func TestGiteaRefreshTokenRotationAcrossReplicas(t *testing.T) {
 			defer proxy.Close()
 
 			dataDir := t.TempDir()
-			logger := slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			logger := slog.New(slog.NewTextHandler(newLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			forges := map[slipway.Provider]forge.Provider{slipway.ProviderGitea: gitea.New()}
 			replica := func() (*service.Service, *secrets.Keyring) {
 				keys, err := secrets.LoadOrCreate(filepath.Join(dataDir, "master.key"), "")

@@ -192,7 +192,7 @@ type replica struct {
 // shared master key.
 func startReplica(t *testing.T, name, dataDir, dbURL, masterKey string) *replica {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", name)
+	logger := slog.New(slog.NewTextHandler(newLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", name)
 	r := &replica{name: name}
 	srv, err := server.Start(context.Background(), server.Config{
 		DataDir: dataDir, WorkspaceDir: traversableTempDir(t), Addr: "127.0.0.1:0", BaseDomain: "localhost",

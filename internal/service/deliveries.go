@@ -711,12 +711,22 @@ func versionLess(a, b string) bool {
 }
 
 func versionCompare(a, b string) int {
-	for a != "" && b != "" {
-		ra, restA := versionPart(a)
-		rb, restB := versionPart(b)
-		da, db := isDigits(ra), isDigits(rb)
-		switch {
-		case da && db:
+	// Lexicographic over tokens (runs of digits, runs of other text), each
+	// token ranked first: text starting with "-" (a pre-release: v1.0-rc1
+	// is older than v1.0) < the end of the tag (v1.0 is older than
+	// v1.0.1) < other text < a number. Ranking every
+	// token the same way everywhere keeps the order transitive, so the
+	// newest tag does not depend on the order tags are listed in.
+	for {
+		ra, restA := versionToken(a)
+		rb, restB := versionToken(b)
+		if c := cmp.Compare(tokenRank(ra), tokenRank(rb)); c != 0 {
+			return c
+		}
+		if ra == "" {
+			return 0 // both ended
+		}
+		if isDigits(ra) {
 			na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
 			if c := cmp.Compare(len(na), len(nb)); c != 0 {
 				return c
@@ -724,28 +734,33 @@ func versionCompare(a, b string) int {
 			if c := strings.Compare(na, nb); c != 0 {
 				return c
 			}
-		case da != db:
-			// A number sorts after text: v1.0-rc1 is older than v1.0.1.
-			if da {
-				return 1
-			}
-			return -1
-		default:
-			if c := strings.Compare(ra, rb); c != 0 {
-				return c
-			}
+		} else if c := strings.Compare(ra, rb); c != 0 {
+			return c
 		}
 		a, b = restA, restB
 	}
-	// What is left decides: a pre-release suffix is older (v1.0-rc1 is
-	// older than v1.0), anything else newer (v1.0.1 is newer than v1.0).
+}
+
+// tokenRank orders the kinds of version tokens (see versionCompare).
+func tokenRank(tok string) int {
 	switch {
-	case strings.HasPrefix(a, "-"):
-		return -1
-	case strings.HasPrefix(b, "-"):
+	case strings.HasPrefix(tok, "-"):
+		return 0
+	case tok == "":
 		return 1
+	case isDigits(tok):
+		return 3
 	}
-	return cmp.Compare(len(a), len(b))
+	return 2
+}
+
+// versionToken splits off the leading run of digits or of non-digits;
+// "" at the end.
+func versionToken(s string) (tok, rest string) {
+	if s == "" {
+		return "", ""
+	}
+	return versionPart(s)
 }
 
 // versionPart splits off the leading run of digits, or of non-digits.

@@ -14,6 +14,7 @@ import (
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/sandbox"
 	"slipway.dev/slipway/internal/testenv/giteatest"
+	"slipway.dev/slipway/internal/testenv/proctest"
 )
 
 // TestHostileTenantRealDeployments runs real deployments of a tenant whose
@@ -70,7 +71,7 @@ func TestHostileTenantRealDeployments(t *testing.T) {
 	var first slipway.Deployment
 	c.must("POST", "/api/v1/services/"+svc.ID+"/deploy", map[string]any{}, &first)
 	c.waitLive(first.ID, 5*time.Minute)
-	if len(running("sleep913")) == 0 {
+	if len(proctest.Running("sleep913")) == 0 {
 		t.Fatal("the release's detached process is not running")
 	}
 	// Rebuilds while the live app races: each ends live or refused, and
@@ -92,7 +93,7 @@ func TestHostileTenantRealDeployments(t *testing.T) {
 	}
 
 	c.must("DELETE", "/api/v1/services/"+svc.ID, nil, nil)
-	if pids := running("sleep913"); len(pids) > 0 {
+	if pids := proctest.Running("sleep913"); len(pids) > 0 {
 		t.Errorf("the release's detached process outlived its deleted Service: %v", pids)
 	}
 	if _, err := user.Lookup(sandbox.UserName(svc.ID)); err == nil {
@@ -101,20 +102,4 @@ func TestHostileTenantRealDeployments(t *testing.T) {
 	if got := snapshot(); got != before {
 		t.Fatalf("delete changed the root-owned target:\n%s", got)
 	}
-}
-
-// running lists live processes whose NUL-joined command line is cmd.
-func running(cmd string) []string {
-	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || strings.ReplaceAll(string(raw), "\x00", "") != cmd {
-			continue
-		}
-		if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); !strings.Contains(string(st), ") Z ") {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/clone"
 	"slipway.dev/slipway/internal/sandbox"
+	"slipway.dev/slipway/internal/testenv/proctest"
 )
 
 // showLimits makes the build print the limits of the cgroup it runs in,
@@ -90,28 +91,9 @@ func TestBuildForkBombHitsPidsLimitAndSetsidDies(t *testing.T) {
 	if !strings.Contains(logs, "reached its limit of 40 processes") {
 		t.Errorf("the pids limit was not hit or not reported:\n%s", logs)
 	}
-	if pids := processesRunning("sleep907"); len(pids) > 0 {
+	if pids := proctest.Running("sleep907"); len(pids) > 0 {
 		t.Fatalf("%d detached processes of the build outlived it: %v", len(pids), pids)
 	}
-}
-
-// processesRunning lists live processes whose command line (NULs removed)
-// is cmd.
-func processesRunning(cmd string) []string {
-	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if strings.ReplaceAll(string(raw), "\x00", "") == cmd {
-			if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); !strings.Contains(string(st), ") Z ") {
-				out = append(out, e.Name())
-			}
-		}
-	}
-	return out
 }
 
 func TestBuildSetsidChildDiesWithBuild(t *testing.T) {
@@ -123,7 +105,7 @@ func TestBuildSetsidChildDiesWithBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, logs)
 	}
-	if pids := processesRunning("sleep901"); len(pids) > 0 {
+	if pids := proctest.Running("sleep901"); len(pids) > 0 {
 		t.Fatalf("setsid sleep outlived the build: %v", pids)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"slipway.dev/slipway/internal/runtime"
 	"slipway.dev/slipway/internal/sandbox"
+	"slipway.dev/slipway/internal/testenv/proctest"
 )
 
 func requireGroup(t *testing.T, rt *Runtime, id string) {
@@ -43,16 +44,16 @@ func TestReleaseDetachedChildGoneAfterStop(t *testing.T) {
 	}
 	requireGroup(t, rt, rel.DeploymentID)
 	deadline := time.Now().Add(3 * time.Second)
-	for len(running("sleep911")) == 0 && time.Now().Before(deadline) {
+	for len(proctest.Running("sleep911")) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(running("sleep911")) == 0 {
+	if len(proctest.Running("sleep911")) == 0 {
 		t.Fatal("the detached child never started")
 	}
 	if err := rt.Stop(ctx, rel.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	if pids := running("sleep911"); len(pids) > 0 {
+	if pids := proctest.Running("sleep911"); len(pids) > 0 {
 		t.Fatalf("setsid child outlived its release: %v", pids)
 	}
 }
@@ -126,22 +127,6 @@ func FuzzListenerUIDs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, port int) {
 		listenerUIDs(strings.NewReader(s), port)
 	})
-}
-
-// running lists live processes whose NUL-joined command line is cmd.
-func running(cmd string) []string {
-	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || strings.ReplaceAll(string(raw), "\x00", "") != cmd {
-			continue
-		}
-		if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); !strings.Contains(string(st), ") Z ") {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }
 
 func TestReleasePastMemoryLimitSaysOutOfMemory(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"slipway.dev/slipway/internal/build"
+	"slipway.dev/slipway/internal/certs"
 	"slipway.dev/slipway/internal/cli"
 	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/forge/providers"
@@ -117,6 +118,10 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	network := netpolicy.Policy{AllowPrivate: f.AllowPrivateNetworks}
+	tlsMode, err := certs.ParseMode(f.TLS)
+	if err != nil {
+		return err
+	}
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: f.DataDir, WorkspaceDir: f.Workspaces, Addr: f.Addr, PublicURL: f.PublicURL, DatabaseURL: f.DatabaseURL, BaseDomain: f.BaseDomain,
 		MasterKey:          os.Getenv("SLIPWAY_MASTER_KEY"),
@@ -128,6 +133,9 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		NewRuntime:         newRuntime(f.Runtime, logger),
 		Installation:       installationSettings(f, proxies),
 		DNSResolver:        f.DNSResolver,
+		TLS: certs.Options{Mode: tlsMode, DirectoryURL: f.ACMECA, CARootFile: f.ACMECARoot, Email: f.ACMEEmail,
+			CertFile: f.TLSCert, KeyFile: f.TLSKey},
+		HTTPSAddr: f.HTTPSAddr,
 		// Tenant code never reaches this host's other ports or metadata
 		// addresses (process runtime; see README "Isolation").
 		FilterTenantNetwork: true,
@@ -140,6 +148,9 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "Slipway is serving on %s\n", srv.URL())
+	if a := srv.HTTPSAddr(); a != "" {
+		fmt.Fprintf(stdout, "HTTPS (--tls %s) is listening on %s\n", tlsMode, a)
+	}
 	if b := srv.Bootstrap; b.Created {
 		fmt.Fprintf(stdout, "First start: created organisation \"default\" and administrator %s.\n", b.Email)
 		fmt.Fprintf(stdout, "Dashboard password and API token are in %s/admin-password and %s/admin-token (mode 0600).\n", f.DataDir, f.DataDir)
@@ -159,6 +170,8 @@ func installationSettings(f cli.ServeFlags, proxies clientaddr.Resolver) []servi
 		{Name: "runtime", Value: f.Runtime},
 		{Name: "trusted-proxies", Value: proxies.String()},
 		{Name: "dns-resolver", Value: f.DNSResolver},
+		{Name: "tls", Value: f.TLS},
+		{Name: "acme-ca", Value: f.ACMECA},
 		{Name: "allow-private-networks", Value: strconv.FormatBool(f.AllowPrivateNetworks)},
 		{Name: "delivery-retention", Value: f.DeliveryMaxAge.String()},
 		{Name: "deliveries-kept", Value: strconv.Itoa(f.DeliveriesKept)},

@@ -57,6 +57,10 @@ type ServeFlags struct {
 	// BuildsKept is how many finished builds (images) of a Service are
 	// kept besides the live one.
 	BuildsKept int
+	// TLS is off, acme or manual; HTTPSAddr the HTTPS listener; ACMECA
+	// and ACMECARoot a private ACME directory and the CA its TLS
+	// certificate chains to; TLSCert and TLSKey the manual pair.
+	TLS, HTTPSAddr, ACMECA, ACMECARoot, ACMEEmail, TLSCert, TLSKey string
 }
 
 // Main runs the CLI and returns the exit status.
@@ -146,6 +150,13 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().DurationVar(&f.DeliveryMaxAge, "delivery-retention", 30*24*time.Hour, "how long finished webhook deliveries are kept")
 	c.Flags().IntVar(&f.DeliveriesKept, "deliveries-kept", 1000, "how many finished webhook deliveries each integration keeps")
 	c.Flags().IntVar(&f.BuildsKept, "builds-kept", 3, "finished builds (or images) of each service kept besides the live one, for rollbacks without a rebuild (at least 1)")
+	c.Flags().StringVar(&f.TLS, "tls", def("SLIPWAY_TLS", "off"), "HTTPS: off, acme (certificates from an ACME server for every served name) or manual (--tls-cert/--tls-key) ($SLIPWAY_TLS)")
+	c.Flags().StringVar(&f.HTTPSAddr, "https-addr", def("SLIPWAY_HTTPS_ADDR", ":443"), "HTTPS listen address when --tls is on ($SLIPWAY_HTTPS_ADDR)")
+	c.Flags().StringVar(&f.ACMECA, "acme-ca", def("SLIPWAY_ACME_CA", ""), "ACME directory URL (default Let's Encrypt production; its staging directory, step-ca or Pebble for tests) ($SLIPWAY_ACME_CA)")
+	c.Flags().StringVar(&f.ACMECARoot, "acme-ca-root", def("SLIPWAY_ACME_CA_ROOT", ""), "PEM file of the CA a private ACME server's own HTTPS certificate chains to ($SLIPWAY_ACME_CA_ROOT)")
+	c.Flags().StringVar(&f.ACMEEmail, "acme-email", def("SLIPWAY_ACME_EMAIL", ""), "contact address for the ACME account (expiry notices) ($SLIPWAY_ACME_EMAIL)")
+	c.Flags().StringVar(&f.TLSCert, "tls-cert", def("SLIPWAY_TLS_CERT", ""), "certificate chain PEM file for --tls manual ($SLIPWAY_TLS_CERT)")
+	c.Flags().StringVar(&f.TLSKey, "tls-key", def("SLIPWAY_TLS_KEY", ""), "private key PEM file for --tls manual ($SLIPWAY_TLS_KEY)")
 	c.Flags().Float64Var(&f.MinFreeDisk, "min-free-disk", 5, "percent of free disk a deploy needs to start (workspaces and data directory; 0 turns the check off)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")
 	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT records are checked with (default: the system resolver)")

@@ -28,6 +28,7 @@ import (
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/build"
+	"slipway.dev/slipway/internal/certs"
 	"slipway.dev/slipway/internal/deploy"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/httpapi"
@@ -82,6 +83,12 @@ type Config struct {
 	BuildsKept int
 	// WebhookLimits are the receiver's rate limits (zero: defaults).
 	WebhookLimits webhook.Limits
+	// TLS is how the HTTPS listener gets certificates (zero: no HTTPS).
+	// The server fills in the ports and the decision of which names it
+	// serves.
+	TLS certs.Options
+	// HTTPSAddr is the HTTPS listen address when TLS is on (default :443).
+	HTTPSAddr string
 
 	Forges map[slipway.Provider]forge.Provider
 	// NewRuntime builds the runtime releases run on, given the sandbox that
@@ -103,6 +110,11 @@ type Server struct {
 	runtime  runtime.Runtime
 	listener net.Listener
 	http     *http.Server
+	// tlsListener and https serve HTTPS when TLS is on; certs hands out
+	// its certificates.
+	tlsListener net.Listener
+	https       *http.Server
+	certs       *certs.Manager
 	log      *slog.Logger
 	ready    bool
 	// controlHost is the public URL's host; controlHosts every name the
@@ -191,12 +203,25 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, listener: ln, log: log}
-	if err := s.reserveControlHosts(); err != nil {
+	if cfg.TLS.Mode != certs.Off && cfg.TLS.Mode != "" {
+		addr := cmp.Or(cfg.HTTPSAddr, ":443")
+		if s.tlsListener, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen for HTTPS on %s: %w", addr, err)
+		}
+	}
+	closeListeners := func() {
 		ln.Close()
+		if s.tlsListener != nil {
+			s.tlsListener.Close()
+		}
+	}
+	if err := s.reserveControlHosts(); err != nil {
+		closeListeners()
 		return nil, err
 	}
 	if err := s.open(ctx, dataDir); err != nil {
-		ln.Close()
+		closeListeners()
 		s.closeStore()
 		return nil, err
 	}
@@ -205,6 +230,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			log.Error("http server", "err", err)
 		}
 	}()
+	if s.https != nil {
+		go func() {
+			if err := s.https.ServeTLS(s.tlsListener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("https server", "err", err)
+			}
+		}()
+	}
 	s.ready = true
 	return s, nil
 }
@@ -233,7 +265,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	if cfg.FilterTenantNetwork && os.Geteuid() == 0 {
 		// Tenant code reaches Slipway only the way the public does: the
 		// router's listener.
-		sbOpts.Network = &sandbox.Network{Allow: []string{s.listener.Addr().String()}}
+		sbOpts.Network = &sandbox.Network{Allow: s.listenAddrs()}
 	}
 	sb, err := sandbox.New(log, sbOpts)
 	if err != nil {
@@ -302,7 +334,14 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
-	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := s.startCerts(ctx, st, keys); err != nil {
+		return err
+	}
+	handler := s.handler()
+	if s.certs != nil {
+		s.https = &http.Server{Handler: handler, TLSConfig: s.certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	s.http = &http.Server{Handler: s.plainHandler(handler), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
@@ -330,6 +369,9 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.certs != nil && s.certs.ACMEEnabled() {
+		reg.MustRegister(s.certs.Collector())
+	}
 	api := httpapi.New(s.Service, s.log)
 	api.Register(mux)
 	webhook.NewWithLimits(s.Service, s.log, reg, s.cfg.WebhookLimits).Register(mux)
@@ -439,6 +481,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
+	if s.https != nil {
+		errs = append(errs, s.https.Shutdown(ctx))
+	}
+	s.certs.Stop()
 	if s.queue != nil {
 		errs = append(errs, s.queue.Stop(ctx))
 	}

@@ -140,6 +140,29 @@ ensure_gitea() {
 	log "Gitea: $SLIPWAY_GITEA_BIN"
 }
 
+# ------------------------------------------------------------------ Pebble
+
+# The ACME test server and its DNS server, built once into the cache from
+# the Go module proxy at a pinned version.
+pebble_version=v2.10.3
+
+ensure_pebble() {
+	local dir="$cache_dir/pebble-$pebble_version"
+	if [ ! -x "$dir/pebble" ] || [ ! -x "$dir/pebble-challtestsrv" ]; then
+		log "building Pebble $pebble_version"
+		mkdir -p "$dir.tmp.$$" &&
+			(cd / && GOBIN="$dir.tmp.$$" GOFLAGS=-mod=mod go install \
+				"github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" \
+				"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$pebble_version") || {
+			rm -rf "$dir.tmp.$$"
+			return 1
+		}
+		rm -rf "$dir" && mv "$dir.tmp.$$" "$dir"
+	fi
+	export SLIPWAY_PEBBLE_DIR="$dir"
+	log "Pebble: $SLIPWAY_PEBBLE_DIR"
+}
+
 # -------------------------------------------------------------- PostgreSQL
 
 pg_bin=/usr/lib/postgresql/15/bin
@@ -296,6 +319,7 @@ if [ "${SLIPWAY_SKIP_SETUP:-}" != "1" ]; then
 	step "install system packages" ensure_packages
 fi
 step "build or reuse Gitea" ensure_gitea
+step "build or reuse Pebble" ensure_pebble
 step "start PostgreSQL" start_postgres
 if setup_docker; then
 	record "start Docker" ok 0
@@ -320,6 +344,7 @@ echo
 echo "================================ summary ================================"
 printf '%s\n' "${summary[@]}"
 printf 'Gitea:      %s\n' "${SLIPWAY_GITEA_BIN:-not available}"
+printf 'Pebble:     %s\n' "${SLIPWAY_PEBBLE_DIR:-not available}"
 printf 'PostgreSQL: %s\n' "${SLIPWAY_TEST_POSTGRES_URL:-not available}"
 printf 'Docker:     %s\n' "$([ -n "${SLIPWAY_TEST_DOCKER:-}" ] && echo available || echo 'not available (tests skip)')"
 printf 'Chromium:   %s\n' "${SLIPWAY_CHROMIUM:-not available}"

@@ -50,11 +50,21 @@ func (b *lockedBuffer) String() string {
 // empty means SQLite. The server log is printed when the test fails.
 func startServer(t *testing.T, databaseURL string) *server.Server {
 	t.Helper()
+	srv := startServerWith(t, databaseURL, nil)
+	if !srv.Bootstrap.Created || srv.Bootstrap.Token == "" {
+		t.Fatalf("first start did not create the default organisation and an admin token: %+v", srv.Bootstrap.Created)
+	}
+	return srv
+}
+
+// startServerWith is startServer with a last say on the configuration.
+func startServerWith(t *testing.T, databaseURL string, configure func(*server.Config)) *server.Server {
+	t.Helper()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := server.Start(ctx, server.Config{
+	cfg := server.Config{
 		DataDir:           filepath.Join(t.TempDir(), "data"),
 		Addr:              "127.0.0.1:0",
 		DatabaseURL:       databaseURL,
@@ -65,7 +75,11 @@ func startServer(t *testing.T, databaseURL string) *server.Server {
 			return process.New(logger, sb, process.Options{}), nil
 		},
 		Logger: logger,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -79,9 +93,6 @@ func startServer(t *testing.T, databaseURL string) *server.Server {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	if !srv.Bootstrap.Created || srv.Bootstrap.Token == "" {
-		t.Fatalf("first start did not create the default organisation and an admin token: %+v", srv.Bootstrap.Created)
-	}
 	return srv
 }
 
@@ -96,6 +107,7 @@ type apiClient struct {
 	t     *testing.T
 	base  string
 	token string
+	http  *http.Client // nil: a plain client
 }
 
 type apiResponse struct {
@@ -137,7 +149,10 @@ func (c apiClient) do(method, path string, body any) apiResponse {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := c.http
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)

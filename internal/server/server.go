@@ -115,8 +115,8 @@ type Server struct {
 	tlsListener net.Listener
 	https       *http.Server
 	certs       *certs.Manager
-	log      *slog.Logger
-	ready    bool
+	log         *slog.Logger
+	ready       bool
 	// controlHost is the public URL's host; controlHosts every name the
 	// control plane answers at (normalized), which no Service may hold.
 	controlHost  string

@@ -2,8 +2,9 @@
 // ACME server (Let's Encrypt, or a private one such as step-ca or Pebble)
 // through certmagic, or a certificate/key pair the operator supplies.
 //
-// ACME certificates are obtained on demand, at the first TLS handshake for
-// a name, and only for names the control plane says it serves (its own
+// ACME certificates are obtained when first asked for, by a TLS handshake
+// or a plain-HTTP request for a name, and only for names the control plane
+// says it serves (its own
 // host and every host claim: generated Service hosts and verified custom
 // domains), so nobody can make Slipway order certificates for names it
 // does not route. Certificates, keys and ACME accounts are stored in the
@@ -25,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -87,8 +89,11 @@ type Options struct {
 	// RenewalWindowRatio is the share of a certificate's lifetime left
 	// when it is renewed (0: certmagic's default, one third).
 	RenewalWindowRatio float64
-	Now                func() time.Time
-	Logger             *slog.Logger
+	// HandshakeWait is how long a TLS handshake for a name without a
+	// certificate waits for it to be obtained (0: 20 seconds).
+	HandshakeWait time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Manager hands out certificates and records their state.
@@ -100,6 +105,8 @@ type Manager struct {
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
 	manual *tls.Certificate
+
+	managing sync.Map // host → struct{}: asked to load or obtain once per process
 }
 
 // New starts a Manager for opts.Mode (Off returns nil, nil).
@@ -109,6 +116,9 @@ func New(ctx context.Context, st *store.Store, keys *secrets.Keyring, opts Optio
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.HandshakeWait == 0 {
+		opts.HandshakeWait = 20 * time.Second
 	}
 	m := &Manager{opts: opts, st: st, log: opts.Logger}
 	switch opts.Mode {
@@ -154,7 +164,6 @@ func New(ctx context.Context, st *store.Store, keys *secrets.Keyring, opts Optio
 	magic = certmagic.New(m.cache, certmagic.Config{
 		Storage:            storage,
 		RenewalWindowRatio: opts.RenewalWindowRatio,
-		OnDemand:           &certmagic.OnDemandConfig{DecisionFunc: m.decide},
 		OnEvent:            m.onEvent,
 		Logger:             quiet,
 	})
@@ -193,6 +202,73 @@ func (m *Manager) decide(ctx context.Context, name string) error {
 	return m.opts.Allowed(ctx, host)
 }
 
+// Serving says whether HTTPS has a certificate for host right now. When
+// it has none yet and host may have one, getting it (from the shared
+// storage, or an ACME order) starts in the background, so plain HTTP
+// keeps serving meanwhile and redirects once the certificate is there.
+func (m *Manager) Serving(ctx context.Context, host string) bool {
+	if m.magic == nil {
+		return false
+	}
+	if m.cached(host) {
+		return true
+	}
+	m.manage(ctx, host)
+	return false
+}
+
+func (m *Manager) cached(host string) bool { return len(m.cache.AllMatchingCertificates(host)) > 0 }
+
+// manage starts getting host's certificate, once per process, when host
+// may have one: certmagic loads it from the shared storage, or orders it
+// and keeps it renewed. A failed order is retried on certmagic's own
+// schedule (one minute, then longer, up to six hours apart), however many
+// handshakes ask meanwhile, so a failing name never hammers the ACME
+// server into rate-limiting the whole installation.
+func (m *Manager) manage(ctx context.Context, host string) bool {
+	if m.decide(ctx, host) != nil {
+		return false
+	}
+	if _, started := m.managing.LoadOrStore(host, struct{}{}); !started {
+		if err := m.magic.ManageAsync(context.WithoutCancel(ctx), []string{host}); err != nil {
+			m.managing.Delete(host)
+			m.log.Warn("manage certificate", "host", host, "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// getCertificate serves the cached certificate (and TLS-ALPN-01
+// answers); for a served name without one yet, it starts getting it and
+// waits up to HandshakeWait, so a first visitor usually sees the new
+// certificate rather than an error.
+func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cert, err := m.magic.GetCertificate(hello)
+	if err == nil {
+		return cert, nil
+	}
+	host := slipway.NormalizeHost(hello.ServerName)
+	ctx := hello.Context()
+	if host == "" || !m.manage(ctx, host) {
+		return nil, err
+	}
+	deadline := time.NewTimer(m.opts.HandshakeWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !m.cached(host) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, fmt.Errorf("no certificate for %s yet: it is being obtained", host)
+		case <-tick.C:
+		}
+	}
+	return m.magic.GetCertificate(hello)
+}
+
 // TLSConfig is the HTTPS listener's configuration (HTTP/2 and HTTP/1.1,
 // and the TLS-ALPN-01 challenge in ACME mode).
 func (m *Manager) TLSConfig() *tls.Config {
@@ -200,6 +276,7 @@ func (m *Manager) TLSConfig() *tls.Config {
 		return &tls.Config{Certificates: []tls.Certificate{*m.manual}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
 	}
 	cfg := m.magic.TLSConfig()
+	cfg.GetCertificate = m.getCertificate
 	cfg.NextProtos = append([]string{"h2", "http/1.1"}, cfg.NextProtos...)
 	cfg.MinVersion = tls.VersionTLS12
 	return cfg
@@ -302,5 +379,6 @@ func failureText(host string, err error) string {
 	if len(why) > 500 {
 		why = why[:500] + "…"
 	}
-	return fmt.Sprintf("the ACME server did not issue a certificate for %s: %s. Fix: make sure %s resolves to this server and that ports 80 and 443 reach Slipway from the internet; Slipway retries with back-off and keeps serving the current certificate (or plain HTTP) meanwhile", host, why, host)
+	return fmt.Sprintf("the ACME server did not issue a certificate for %s: %s. Fix: make sure %s resolves to this server and that ports 80 and 443 reach Slipway from the internet; "+
+		"Slipway retries with back-off (one minute, then longer, up to six hours apart) and keeps serving the current certificate (or plain HTTP) meanwhile", host, why, host)
 }

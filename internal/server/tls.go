@@ -88,10 +88,10 @@ func (s *Server) plainHandler(next http.Handler) http.Handler {
 	return s.certs.HTTPChallenges(redirect)
 }
 
-// httpsServes says whether HTTPS has (or will get) a certificate for host.
+// httpsServes says whether HTTPS has a certificate for host now.
 func (s *Server) httpsServes(ctx context.Context, host string) bool {
 	if s.certs.ACMEEnabled() {
-		return s.servesHost(ctx, host) == nil
+		return s.certs.Serving(ctx, host)
 	}
 	cfg := s.certs.TLSConfig()
 	for _, c := range cfg.Certificates {

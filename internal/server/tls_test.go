@@ -270,3 +270,65 @@ func grepLines(text, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestACMERenewalUnderLoad is a certificate renewed while clients keep
+// connecting: Pebble issues short-lived certificates, Slipway renews
+// before expiry, the new certificate is served, and no request fails.
+func TestACMERenewalUnderLoad(t *testing.T) {
+	httpPort, httpsPort := pebbletest.FreePort(t), pebbletest.FreePort(t)
+	pebble := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: httpsPort, Validity: 30 * time.Second})
+	a := startACME(t, "", pebble, httpPort, httpsPort, func(c *server.Config) {
+		c.TLS.RenewCheckInterval = 500 * time.Millisecond
+		c.TLS.RenewalWindowRatio = 0.5 // renew with 15 s left
+	})
+	first := a.get(t, a.httpsURL(tlsControlHost, "/healthz")).TLS.PeerCertificates[0]
+
+	// Every request on a new connection: each handshake picks the
+	// certificate being served at that moment.
+	client := loopbackClient(a.roots)
+	client.Transport.(*http.Transport).DisableKeepAlives = true
+	var (
+		mu               sync.Mutex
+		requests, failed int
+		renewed          *x509.Certificate
+	)
+	deadline := time.Now().Add(40 * time.Second)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				res, err := client.Get(a.httpsURL(tlsControlHost, "/healthz"))
+				mu.Lock()
+				requests++
+				if err != nil || res.StatusCode != 200 {
+					failed++
+					t.Logf("request failed: %v", err)
+				} else if leaf := res.TLS.PeerCertificates[0]; leaf.SerialNumber.Cmp(first.SerialNumber) != 0 && renewed == nil {
+					renewed = leaf
+				}
+				done := renewed != nil && requests > 200
+				mu.Unlock()
+				if res != nil {
+					res.Body.Close()
+				}
+				if done {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d requests during renewal, %d failed", requests, failed)
+	if renewed == nil {
+		t.Fatalf("the certificate (valid until %s) was not renewed within 40 s", first.NotAfter)
+	}
+	if !renewed.NotAfter.After(first.NotAfter) {
+		t.Fatalf("renewed certificate expires %s, not after the first's %s", renewed.NotAfter, first.NotAfter)
+	}
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed during renewal", failed, requests)
+	}
+}

@@ -933,6 +933,17 @@ func (a *app) doctorCmd() *cobra.Command {
 					fmt.Fprintf(a.env.Stdout, "integration %s (%s): %s\n  fix: %s\n", in.Label, in.ID, p.Message, p.Fix)
 				}
 			}
+			var certificates list[service.CertificateView]
+			if err := cl.Do(cmd.Context(), "GET", "/api/v1/certificates", nil, &certificates); err != nil {
+				return err
+			}
+			for _, c := range certificates.Items {
+				if c.Warning == "" {
+					continue
+				}
+				problems++
+				fmt.Fprintf(a.env.Stdout, "certificate %s (%s): %s\n", c.Host, c.State, c.Warning)
+			}
 			if problems > 0 {
 				return fmt.Errorf("%d problem(s) found", problems)
 			}

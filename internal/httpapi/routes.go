@@ -234,6 +234,12 @@ func (api *API) table() []route {
 				return respondEmpty(w, s.DeleteToken(r.Context(), a, r.PathValue("token")))
 			}},
 
+		{method: "GET", pattern: "/api/v1/certificates", summary: "HTTPS certificates of the organisation's hosts (every name for installation administrators): state, expiry, what needs attention", tag: "services", response: List[service.CertificateView]{},
+			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {
+				v, err := s.Certificates(r.Context(), a)
+				return respond(w, 200, List[service.CertificateView]{Items: v, Total: len(v), Limit: len(v)}, err)
+			}},
+
 		// The installation, above organisations.
 		{method: "GET", pattern: "/api/v1/installation", summary: "Installation settings (installation administrators only)", tag: "installation", response: service.InstallationView{},
 			handle: func(w http.ResponseWriter, r *http.Request, a service.Actor) error {

@@ -309,14 +309,14 @@ func setUpOrgB(t *testing.T, srv *server.Server, adminA apiClient) string {
 		UserID string `json:"user_id"`
 	}
 	adminA.must(200, "GET", "/api/v1/me", nil, &me)
-	founder := apiClient{t: t, base: srv.URL(), token: seedToken(t, srv, org.ID, me.UserID)}
+	founder := apiClient{t: t, base: adminA.base, http: adminA.http, token: seedToken(t, srv, org.ID, me.UserID)}
 	var added service.AddMemberResult
 	founder.must(201, "POST", "/api/v1/members", service.CreateUserInput{Email: "bob-b@example.com", Password: "bob-b-password", Role: slipway.RoleAdmin}, &added)
 	if added.Membership == nil {
 		t.Fatalf("adding a new user gave no membership: %+v", added)
 	}
 	tokenB := seedToken(t, srv, org.ID, added.Membership.UserID)
-	b := apiClient{t: t, base: srv.URL(), token: tokenB}
+	b := apiClient{t: t, base: adminA.base, http: adminA.http, token: tokenB}
 	b.must(204, "DELETE", "/api/v1/members/"+me.UserID, nil, nil)
 	var who struct {
 		OrgID string `json:"org_id"`

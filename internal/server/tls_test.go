@@ -21,6 +21,7 @@ import (
 	"slipway.dev/slipway/internal/certs"
 	"slipway.dev/slipway/internal/server"
 	"slipway.dev/slipway/internal/service"
+	"slipway.dev/slipway/internal/store"
 	"slipway.dev/slipway/internal/testenv/pebbletest"
 	"slipway.dev/slipway/internal/testenv/pgtest"
 )
@@ -163,6 +164,26 @@ func TestACMECertificates(t *testing.T) {
 			t.Errorf("state of %s: %+v", s.Host, s)
 		}
 	}
+	// The certificates API: the installation administrator sees every
+	// name; another organisation sees none of these; a certificate close
+	// to expiry is a warning (what `slipway doctor` prints).
+	soon := time.Now().Add(5 * 24 * time.Hour)
+	if err := a.srv.Store.PutCertificateState(context.Background(), store.CertificateState{Host: host, State: certs.StateIssued, NotAfter: &soon, UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Items []service.CertificateView `json:"items"`
+	}
+	api.must(200, "GET", "/api/v1/certificates", nil, &list)
+	if len(list.Items) != 2 || list.Items[1].Host != host || !strings.Contains(list.Items[1].Warning, "14 days") || list.Items[0].Warning != "" {
+		t.Fatalf("certificates seen by the administrator: %+v", list.Items)
+	}
+	orgB := apiClient{t: t, base: api.base, http: api.http, token: setUpOrgB(t, a.srv, api)}
+	orgB.must(200, "GET", "/api/v1/certificates", nil, &list)
+	if len(list.Items) != 0 {
+		t.Fatalf("another organisation sees certificates: %+v", list.Items)
+	}
+
 	metrics := string(a.body(t, a.httpsURL(tlsControlHost, "/metrics")))
 	if !strings.Contains(metrics, `slipway_tls_certificates{state="issued"} 2`) || !strings.Contains(metrics, `slipway_tls_certificate_expiry_days{host="`+host+`"}`) {
 		t.Fatalf("metrics lack the certificate gauges:\n%s", grepLines(metrics, "slipway_tls"))

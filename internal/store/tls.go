@@ -125,7 +125,11 @@ func (q *queries) PutCertificateState(ctx context.Context, c CertificateState) e
 
 // ListCertificateStates lists every name's certificate state, by name.
 func (q *queries) ListCertificateStates(ctx context.Context) ([]CertificateState, error) {
-	rows, err := q.query(ctx, `SELECT host, state, not_after, last_error, updated_at FROM tls_certificates ORDER BY host`)
+	return q.listCertificateStates(ctx, `SELECT host, state, not_after, last_error, updated_at FROM tls_certificates ORDER BY host`)
+}
+
+func (q *queries) listCertificateStates(ctx context.Context, query string, args ...any) ([]CertificateState, error) {
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificate states: %w", err)
 	}
@@ -139,4 +143,11 @@ func (q *queries) ListCertificateStates(ctx context.Context) ([]CertificateState
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ListOrgCertificateStates lists the certificate states of the names the
+// organisation's Services hold.
+func (q *queries) ListOrgCertificateStates(ctx context.Context, orgID string) ([]CertificateState, error) {
+	return q.listCertificateStates(ctx, `SELECT c.host, c.state, c.not_after, c.last_error, c.updated_at FROM tls_certificates c
+		JOIN host_claims h ON h.host = c.host WHERE h.org_id = ? ORDER BY c.host`, orgID)
 }

@@ -160,21 +160,25 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// Roots returns the pool of the CA that signs issued certificates (with
-// its intermediate), for a client that checks the chain Slipway serves.
+// RootPEM returns the PEM of the CA that signs issued certificates.
+func (s *Server) RootPEM(t testing.TB) []byte {
+	t.Helper()
+	resp, err := s.client.Get(s.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatalf("pebble root: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
+}
+
+// Roots returns a pool of that CA, for a client that checks the chain
+// Slipway serves.
 func (s *Server) Roots(t testing.TB) *x509.CertPool {
 	t.Helper()
 	pool := x509.NewCertPool()
-	for _, path := range []string{"/roots/0"} {
-		resp, err := s.client.Get(s.mgmt + path)
-		if err != nil {
-			t.Fatalf("pebble %s: %v", path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if !pool.AppendCertsFromPEM(b) {
-			t.Fatalf("pebble %s: no PEM certificate in %q", path, b)
-		}
+	if b := s.RootPEM(t); !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("pebble root: no PEM certificate in %q", b)
 	}
 	return pool
 }

@@ -238,11 +238,34 @@ type Service struct {
 	AutoDeployPaused bool          `json:"auto_deploy_paused"` // set by a rollback until the user resumes
 	LiveDeploymentID string        `json:"live_deployment_id,omitempty"`
 	LastSeenHead     string        `json:"last_seen_head,omitempty"` // the reconciler's last observed head commit
+	// MaxBodyMB is the largest request body the router lets through to
+	// the Service, in MiB (MinMaxBodyMB..MaxMaxBodyMB; 0 reads as
+	// DefaultMaxBodyMB). Larger bodies are answered 413.
+	MaxBodyMB int `json:"max_body_mb"`
+	// HSTS makes the router send Strict-Transport-Security on responses
+	// served over HTTPS (never over plain HTTP). Off by default.
+	HSTS bool `json:"hsts"`
 	// Hosts are every host name the Service answers at, read from the
 	// host claims (filled by the use cases on reads, never stored here).
 	Hosts     []HostClaim `json:"hosts,omitempty"`
 	CreatedAt time.Time   `json:"created_at"`
 	UpdatedAt time.Time   `json:"updated_at"`
+}
+
+// Request-body limits of a Service, in MiB.
+const (
+	DefaultMaxBodyMB = 100
+	MinMaxBodyMB     = 1
+	MaxMaxBodyMB     = 10240
+)
+
+// EffectiveMaxBodyMB is the Service's body limit, DefaultMaxBodyMB when
+// unset.
+func (s Service) EffectiveMaxBodyMB() int {
+	if s.MaxBodyMB <= 0 {
+		return DefaultMaxBodyMB
+	}
+	return s.MaxBodyMB
 }
 
 // HostKind says where a host claim comes from.

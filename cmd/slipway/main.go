@@ -142,7 +142,8 @@ func serve(ctx context.Context, f cli.ServeFlags, stdout, stderr io.Writer) erro
 		Dashboard: func(svc *service.Service, mux *http.ServeMux) {
 			web.New(svc, logger, web.Options{ClientAddr: proxies}).Register(mux)
 		},
-		Logger: logger,
+		TrustedProxies: proxies,
+		Logger:         logger,
 	})
 	if err != nil {
 		return err

@@ -52,6 +52,13 @@ func (r Resolver) String() string {
 	return strings.Join(parts, ",")
 }
 
+// TrustsPeer says whether req's TCP peer is a trusted proxy, whose
+// forwarded headers may be believed.
+func (r Resolver) TrustsPeer(req *http.Request) bool {
+	peer, ok := parseHostPort(req.RemoteAddr)
+	return ok && r.isTrusted(peer)
+}
+
 func (r Resolver) isTrusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range r.trusted {

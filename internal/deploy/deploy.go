@@ -330,6 +330,7 @@ func (p *Pipeline) goLive(ctx context.Context, svc slipway.Service, d slipway.De
 		_ = p.rt.Stop(context.WithoutCancel(ctx), d.ID)
 		return fmt.Errorf("go live: %w", err)
 	}
+	p.router.SetSettings(svc.ID, router.SettingsOf(svc))
 	previous, refused := p.router.Switch(svc.ID, hosts, inst)
 	for _, h := range refused {
 		fmt.Fprintf(logs, "not routing %s: another service holds it\n", h)
@@ -445,6 +446,7 @@ func (p *Pipeline) hosts(ctx context.Context, svc slipway.Service) ([]string, er
 // SyncRoutes makes the router's entries for a Service exactly the hosts it
 // holds now (after a domain was added or removed, or a rename): released
 // hosts stop answering at once, new ones are routed to the live release.
+// The Service's routing settings (body limit, HSTS) take effect with it.
 func (p *Pipeline) SyncRoutes(ctx context.Context, orgID, serviceID string) error {
 	svc, err := p.st.GetService(ctx, orgID, serviceID)
 	if err != nil {
@@ -458,6 +460,7 @@ func (p *Pipeline) SyncRoutes(ctx context.Context, orgID, serviceID string) erro
 	if err != nil {
 		return err
 	}
+	p.router.SetSettings(svc.ID, router.SettingsOf(svc))
 	p.router.Retain(svc.ID, hosts)
 	if inst, ok := p.router.Routed(svc.ID); ok {
 		if _, refused := p.router.Switch(svc.ID, hosts, inst); len(refused) > 0 {
@@ -566,6 +569,7 @@ func (p *Pipeline) restore(ctx context.Context, d slipway.Deployment) error {
 	if err != nil {
 		return err
 	}
+	p.router.SetSettings(svc.ID, router.SettingsOf(svc))
 	p.router.Switch(svc.ID, hosts, inst)
 	return nil
 }

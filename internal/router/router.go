@@ -11,6 +11,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"log/slog"
@@ -23,9 +24,81 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"slipway.dev/slipway"
+	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/runtime"
 )
+
+// Defaults of Options. There is deliberately no write timeout anywhere:
+// streamed responses, server-sent events and WebSockets last as long as
+// the app keeps them open.
+const (
+	// DefaultDialTimeout bounds connecting to a release.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for a release's response
+	// headers once the request is sent; past it the client gets 504.
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	// DefaultReadHeaderTimeout bounds reading a client's request headers
+	// (a slow-loris client is cut off after it).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection idle this long.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxBodyBytes is the request-body limit of a Service that has
+	// not set one (slipway.DefaultMaxBodyMB).
+	DefaultMaxBodyBytes = int64(slipway.DefaultMaxBodyMB) << 20
+	// HSTSValue is the Strict-Transport-Security header a Service with
+	// HSTS on sends over TLS.
+	HSTSValue = "max-age=31536000"
+)
+
+// Options tune a Router; the zero value takes every default.
+type Options struct {
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration
+	ReadHeaderTimeout     time.Duration // for the listener's http.Server (see Server)
+	IdleTimeout           time.Duration // for the listener's http.Server (see Server)
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
+	// (--trusted-proxies); from anyone else they are replaced.
+	TrustedProxies clientaddr.Resolver
+	// Metrics, when set, receives the per-Service request counter and
+	// duration histogram.
+	Metrics prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	o.DialTimeout = orDefault(o.DialTimeout, DefaultDialTimeout)
+	o.ResponseHeaderTimeout = orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	o.ReadHeaderTimeout = orDefault(o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	o.IdleTimeout = orDefault(o.IdleTimeout, DefaultIdleTimeout)
+	return o
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Server returns an http.Server for h with the header-read and idle
+// timeouts of o and no write timeout (streams and WebSockets).
+func (o Options) Server(h http.Handler) *http.Server {
+	o = o.withDefaults()
+	return &http.Server{Handler: h, ReadHeaderTimeout: o.ReadHeaderTimeout, IdleTimeout: o.IdleTimeout}
+}
+
+// Settings are a Service's own routing settings.
+type Settings struct {
+	MaxBodyBytes int64 // 0: DefaultMaxBodyBytes
+	HSTS         bool  // send HSTSValue on responses served over TLS
+}
+
+// SettingsOf reads a Service's routing settings.
+func SettingsOf(svc slipway.Service) Settings {
+	return Settings{MaxBodyBytes: int64(svc.EffectiveMaxBodyMB()) << 20, HSTS: svc.HSTS}
+}
 
 // Router implements http.Handler.
 //
@@ -38,6 +111,10 @@ import (
 type Router struct {
 	logger    *slog.Logger
 	transport http.RoundTripper
+	opts      Options
+	metrics   *metrics
+
+	settings atomic.Pointer[map[string]Settings] // owner → settings; replaced, never mutated
 
 	table atomic.Pointer[map[string]*backend] // host → backend; replaced, never mutated
 
@@ -55,20 +132,52 @@ type backend struct {
 }
 
 // New returns an empty Router.
-func New(logger *slog.Logger) *Router {
+func New(logger *slog.Logger, opts Options) *Router {
+	opts = opts.withDefaults()
 	r := &Router{
 		logger: logger,
+		opts:   opts,
 		transport: &http.Transport{
-			Proxy:               nil, // backends are local: never through an environment proxy
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
+			Proxy:                 nil, // backends are local: never through an environment proxy
+			DialContext:           (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
 		},
 		backends: map[string]*backend{},
+		metrics:  newMetrics(opts.Metrics),
 	}
 	empty := map[string]*backend{}
 	r.table.Store(&empty)
+	noSettings := map[string]Settings{}
+	r.settings.Store(&noSettings)
 	return r
+}
+
+// SetSettings makes s the routing settings of owner's routes, from the
+// next request on.
+func (r *Router) SetSettings(owner string, s Settings) {
+	r.editSettings(func(next map[string]Settings) { next[owner] = s })
+}
+
+func (r *Router) editSettings(change func(next map[string]Settings)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := *r.settings.Load()
+	next := make(map[string]Settings, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	change(next)
+	r.settings.Store(&next)
+}
+
+func (r *Router) settingsOf(owner string) Settings {
+	s := (*r.settings.Load())[owner]
+	if s.MaxBodyBytes <= 0 {
+		s.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return s
 }
 
 // NormalizeHost is slipway.NormalizeHost: the router compares hosts in the
@@ -132,7 +241,10 @@ func (r *Router) Retain(owner string, hosts []string) {
 }
 
 // RemoveOwner stops routing every host of owner.
-func (r *Router) RemoveOwner(owner string) { r.Retain(owner, nil) }
+func (r *Router) RemoveOwner(owner string) {
+	r.Retain(owner, nil)
+	r.editSettings(func(next map[string]Settings) { delete(next, owner) })
+}
 
 // Routed returns the release owner's hosts are routed to, if any.
 func (r *Router) Routed(owner string) (runtime.Instance, bool) {
@@ -218,12 +330,22 @@ func (r *Router) newBackend(owner string, inst runtime.Instance) *backend {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the app sees the Host it was called with
-			pr.SetXForwarded()
+			r.setForwarded(pr)
 		},
-		Transport: r.transport,
+		Transport:     r.transport,
+		FlushInterval: -1, // streams and server-sent events reach the client at once
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-			r.logger.Warn("backend request failed", "host", req.Host, "deployment", inst.DeploymentID, "err", err)
-			writeProblem(w, req, http.StatusBadGateway, "Bad gateway", "The service did not answer. It may be restarting; try again in a moment.")
+			var tooLarge *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooLarge):
+				writeTooLarge(w, req, tooLarge.Limit)
+			case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+				r.logger.Warn("backend timed out", "host", req.Host, "deployment", inst.DeploymentID, "err", err)
+				writeProblem(w, req, http.StatusGatewayTimeout, "Gateway timeout", "The service did not answer in time. Try again in a moment.")
+			default:
+				r.logger.Warn("backend request failed", "host", req.Host, "deployment", inst.DeploymentID, "err", err)
+				writeProblem(w, req, http.StatusBadGateway, "Bad gateway", "The service did not answer. It may be restarting; try again in a moment.")
+			}
 		},
 	}
 	return &backend{owner: owner, deploymentID: inst.DeploymentID, addr: inst.Addr, proxy: proxy}
@@ -247,7 +369,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			continue
 		}
 		defer b.inflight.Add(-1)
-		b.proxy.ServeHTTP(w, req)
+		r.serve(w, req, b)
 		return
 	}
 }

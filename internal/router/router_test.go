@@ -32,7 +32,7 @@ func release(t *testing.T, name string) *httptest.Server {
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 func TestRoutesByHostCaseInsensitiveWithoutPort(t *testing.T) {
-	rt := New(quietLogger())
+	rt := New(quietLogger(), Options{})
 	a := release(t, "a")
 	defer a.Close()
 	rt.Switch("svc_a", []string{"Shop.Example.test"}, runtime.Instance{DeploymentID: "dep_a", Addr: addr(a)})
@@ -60,7 +60,7 @@ func TestRoutesByHostCaseInsensitiveWithoutPort(t *testing.T) {
 }
 
 func TestUnknownHost(t *testing.T) {
-	rt := New(quietLogger())
+	rt := New(quietLogger(), Options{})
 	for _, c := range []struct{ accept, ctype, contains string }{
 		{"application/json", "application/problem+json", `"status":404`},
 		{"text/html,application/xhtml+xml", "text/html; charset=utf-8", "<h1>No service at this address</h1>"},
@@ -82,7 +82,7 @@ func TestUnknownHost(t *testing.T) {
 }
 
 func TestBackendDownIs502(t *testing.T) {
-	rt := New(quietLogger())
+	rt := New(quietLogger(), Options{})
 	dead := release(t, "dead")
 	a := addr(dead)
 	dead.Close()
@@ -99,7 +99,7 @@ func TestBackendDownIs502(t *testing.T) {
 // each old release is drained and then shut down. Not one request may
 // fail.
 func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
-	rt := New(quietLogger())
+	rt := New(quietLogger(), Options{})
 	front := httptest.NewServer(rt)
 	defer front.Close()
 	hosts := []string{"shop.example.test", "www.shop.example.test"}
@@ -177,7 +177,7 @@ func TestSwitchUnderLoadLosesNoRequest(t *testing.T) {
 // a first tenant's routes: switching onto its host, removing it, stopping
 // everything of its own. A's host keeps answering with A's release.
 func TestOwnersCannotTouchEachOthersRoutes(t *testing.T) {
-	rt := New(quietLogger())
+	rt := New(quietLogger(), Options{})
 	a, b := release(t, "a"), release(t, "b")
 	defer a.Close()
 	defer b.Close()

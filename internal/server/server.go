@@ -29,6 +29,7 @@ import (
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/build"
 	"slipway.dev/slipway/internal/certs"
+	"slipway.dev/slipway/internal/clientaddr"
 	"slipway.dev/slipway/internal/deploy"
 	"slipway.dev/slipway/internal/forge"
 	"slipway.dev/slipway/internal/httpapi"
@@ -96,7 +97,10 @@ type Config struct {
 	NewRuntime func(sb *sandbox.Manager) (runtime.Runtime, error)
 	// Dashboard, when set, mounts the dashboard on the mux.
 	Dashboard func(svc *service.Service, mux *http.ServeMux)
-	Logger    *slog.Logger
+	// TrustedProxies (--trusted-proxies) are the peers whose
+	// X-Forwarded-* headers the router keeps.
+	TrustedProxies clientaddr.Resolver
+	Logger         *slog.Logger
 }
 
 // Server is a running control plane.
@@ -115,6 +119,7 @@ type Server struct {
 	tlsListener net.Listener
 	https       *http.Server
 	certs       *certs.Manager
+	registry    *prometheus.Registry
 	log         *slog.Logger
 	ready       bool
 	// controlHost is the public URL's host; controlHosts every name the
@@ -283,7 +288,8 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		return fmt.Errorf("runtime: %w", err)
 	}
 	s.runtime = rt
-	s.Router = router.New(log)
+	s.registry = prometheus.NewRegistry()
+	s.Router = router.New(log, router.Options{TrustedProxies: cfg.TrustedProxies, Metrics: s.registry})
 	s.Pipeline = deploy.New(svc, builder, rt, s.Router, log)
 	minFree := cfg.MinFreeDiskPercent
 	if minFree == 0 {
@@ -338,10 +344,13 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 		return err
 	}
 	handler := s.handler()
+	// Header-read and idle timeouts, no write timeout (router.Options).
+	timeouts := router.Options{}
 	if s.certs != nil {
-		s.https = &http.Server{Handler: handler, TLSConfig: s.certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second}
+		s.https = timeouts.Server(handler)
+		s.https.TLSConfig = s.certs.TLSConfig()
 	}
-	s.http = &http.Server{Handler: s.plainHandler(handler), ReadHeaderTimeout: 10 * time.Second}
+	s.http = timeouts.Server(s.plainHandler(handler))
 	return nil
 }
 
@@ -367,7 +376,7 @@ func writeSecretFile(path, content string) error {
 // goes to the router; everything else is the control plane's own mux.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
-	reg := prometheus.NewRegistry()
+	reg := s.registry
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.certs != nil && s.certs.ACMEEnabled() {
 		reg.MustRegister(s.certs.Collector())

@@ -285,6 +285,29 @@ type ServiceInput struct {
 	Build   *slipway.BuildSettings `json:"build,omitempty"`
 	Image   *string                `json:"image,omitempty"`
 	Domains []string               `json:"domains,omitempty"`
+	// MaxBodyMB is the request-body limit in MiB (1..10240; unset keeps
+	// the current value, 100 for a new Service).
+	MaxBodyMB *int `json:"max_body_mb,omitempty"`
+	// HSTS turns Strict-Transport-Security on HTTPS responses on or off.
+	HSTS *bool `json:"hsts,omitempty"`
+}
+
+// applyRouting copies the routing settings of in onto svc, refusing a
+// body limit out of range.
+func applyRouting(svc *slipway.Service, in ServiceInput) error {
+	if svc.MaxBodyMB == 0 {
+		svc.MaxBodyMB = slipway.DefaultMaxBodyMB
+	}
+	if in.MaxBodyMB != nil {
+		if mb := *in.MaxBodyMB; mb < slipway.MinMaxBodyMB || mb > slipway.MaxMaxBodyMB {
+			return slipway.Errorf(slipway.ECodeInvalid, "max_body_mb %d is out of range: use %d to %d (MiB)", mb, slipway.MinMaxBodyMB, slipway.MaxMaxBodyMB)
+		}
+		svc.MaxBodyMB = *in.MaxBodyMB
+	}
+	if in.HSTS != nil {
+		svc.HSTS = *in.HSTS
+	}
+	return nil
 }
 
 // CreateService adds a Service to an Environment. An app Service's source
@@ -317,6 +340,9 @@ func (s *Service) CreateService(ctx context.Context, a Actor, envRef string, in 
 	}
 	if in.Source != nil {
 		svc.Source = *in.Source
+	}
+	if err := applyRouting(&svc, in); err != nil {
+		return slipway.Service{}, err
 	}
 	if err := s.validateService(ctx, a, &svc); err != nil {
 		return slipway.Service{}, err
@@ -482,6 +508,9 @@ func (s *Service) UpdateService(ctx context.Context, a Actor, ref string, in Ser
 	}
 	if in.Domains != nil {
 		svc.Domains = in.Domains
+	}
+	if err := applyRouting(&svc, in); err != nil {
+		return slipway.Service{}, err
 	}
 	if err := s.validateService(ctx, a, &svc); err != nil {
 		return slipway.Service{}, err

@@ -187,14 +187,14 @@ WHERE org_id = ? AND application_id = ? AND is_default AND id <> ?`, t, orgID, a
 
 const serviceColumns = `id, org_id, application_id, environment_id, project_id, name, type, integration_id, repo_id, repo_name,
 branch, tag, tag_pattern, root_dir, watch_paths, auto_deploy, build, image, domains, auto_deploy_paused, live_deployment_id,
-last_seen_head, created_at, updated_at`
+last_seen_head, created_at, updated_at, max_body_mb, hsts`
 
 func scanService(sc rowScanner) (slipway.Service, error) {
 	var s slipway.Service
 	err := sc.Scan(&s.ID, &s.OrgID, strCol{&s.ApplicationID}, strCol{&s.EnvironmentID}, strCol{&s.ProjectID}, &s.Name, &s.Type,
 		strCol{&s.Source.IntegrationID}, &s.Source.RepoID, &s.Source.RepoName, &s.Source.Branch, &s.Source.Tag, &s.Source.TagPattern,
 		&s.Source.RootDir, jsonCol{&s.Source.WatchPaths}, &s.Source.AutoDeploy, jsonCol{&s.Build}, &s.Image, jsonCol{&s.Domains},
-		&s.AutoDeployPaused, &s.LiveDeploymentID, &s.LastSeenHead, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
+		&s.AutoDeployPaused, &s.LiveDeploymentID, &s.LastSeenHead, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt}, &s.MaxBodyMB, &s.HSTS)
 	return s, err
 }
 
@@ -229,11 +229,11 @@ func (q *queries) CreateService(ctx context.Context, s *slipway.Service) error {
 	s.UpdatedAt = s.CreatedAt
 	return q.atomic(ctx, func(q *queries) error {
 		_, err := q.exec(ctx, `INSERT INTO services (`+serviceColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.ID, s.OrgID, nullable(s.ApplicationID), nullable(s.EnvironmentID), nullable(s.ProjectID), s.Name, s.Type,
 			nullable(s.Source.IntegrationID), s.Source.RepoID, s.Source.RepoName, s.Source.Branch, s.Source.Tag, s.Source.TagPattern,
 			s.Source.RootDir, jsonText(orEmpty(s.Source.WatchPaths)), s.Source.AutoDeploy, jsonText(s.Build), s.Image, jsonText(s.Domains),
-			s.AutoDeployPaused, s.LiveDeploymentID, s.LastSeenHead, q.tv(s.CreatedAt), q.tv(s.UpdatedAt))
+			s.AutoDeployPaused, s.LiveDeploymentID, s.LastSeenHead, q.tv(s.CreatedAt), q.tv(s.UpdatedAt), s.EffectiveMaxBodyMB(), s.HSTS)
 		if isForeignKeyViolation(err) {
 			return slipway.Errorf(slipway.ECodeNotFound, "application, environment or project not found")
 		}
@@ -295,8 +295,8 @@ func (q *queries) ListServices(ctx context.Context, orgID string, f ServiceFilte
 	return out, total, nil
 }
 
-// UpdateService saves s's name, source, build settings, image, domains and
-// auto-deploy pause. Placement (application, environment, project), the
+// UpdateService saves s's name, source, build settings, image, domains,
+// routing settings and auto-deploy pause. Placement (application, environment, project), the
 // live deployment and the reconciler's head change through their own
 // methods.
 func (q *queries) UpdateService(ctx context.Context, s *slipway.Service) error {
@@ -305,10 +305,10 @@ func (q *queries) UpdateService(ctx context.Context, s *slipway.Service) error {
 	return q.atomic(ctx, func(q *queries) error {
 		err := q.execOne(ctx, "service", s.ID, `UPDATE services SET name = ?, type = ?, integration_id = ?, repo_id = ?, repo_name = ?,
 branch = ?, tag = ?, tag_pattern = ?, root_dir = ?, watch_paths = ?, auto_deploy = ?, build = ?, image = ?, domains = ?,
-auto_deploy_paused = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
+auto_deploy_paused = ?, updated_at = ?, max_body_mb = ?, hsts = ? WHERE org_id = ? AND id = ?`,
 			s.Name, s.Type, nullable(s.Source.IntegrationID), s.Source.RepoID, s.Source.RepoName, s.Source.Branch, s.Source.Tag,
 			s.Source.TagPattern, s.Source.RootDir, jsonText(orEmpty(s.Source.WatchPaths)), s.Source.AutoDeploy, jsonText(s.Build), s.Image,
-			jsonText(s.Domains), s.AutoDeployPaused, q.tv(s.UpdatedAt), s.OrgID, s.ID)
+			jsonText(s.Domains), s.AutoDeployPaused, q.tv(s.UpdatedAt), s.EffectiveMaxBodyMB(), s.HSTS, s.OrgID, s.ID)
 		if slipway.ErrorCodeOf(err) == slipway.ECodeNotFound {
 			return err
 		}

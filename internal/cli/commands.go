@@ -488,6 +488,8 @@ type serviceFlags struct {
 	installCmd, buildCmd, startCmd, healthPath, dockerfile          string
 	watch, domains                                                  []string
 	autoDeploy                                                      bool
+	maxBodyMB                                                       int
+	hsts                                                            bool
 }
 
 func (f *serviceFlags) register(c *cobra.Command) {
@@ -508,6 +510,8 @@ func (f *serviceFlags) register(c *cobra.Command) {
 	fs.StringVar(&f.healthPath, "health-path", "", "HTTP path that answers 2xx when healthy")
 	fs.StringVar(&f.dockerfile, "dockerfile", "", "Dockerfile path (docker and swarm runtimes)")
 	fs.StringArrayVar(&f.domains, "domain", nil, "custom domain (repeatable)")
+	fs.IntVar(&f.maxBodyMB, "max-body-mb", slipway.DefaultMaxBodyMB, "largest request body the router lets through, in MiB (1-10240; larger gets 413)")
+	fs.BoolVar(&f.hsts, "hsts", false, "send Strict-Transport-Security on HTTPS responses")
 }
 
 func (f *serviceFlags) body(c *cobra.Command, name string) map[string]any {
@@ -539,6 +543,12 @@ func (f *serviceFlags) body(c *cobra.Command, name string) map[string]any {
 	if changed("domain") {
 		body["domains"] = f.domains
 	}
+	if changed("max-body-mb") {
+		body["max_body_mb"] = f.maxBodyMB
+	}
+	if changed("hsts") {
+		body["hsts"] = f.hsts
+	}
 	return body
 }
 
@@ -565,6 +575,7 @@ func printService(w io.Writer, s slipway.Service) {
 	} else {
 		fmt.Fprintf(w, "image:\t%s\n", s.Image)
 	}
+	fmt.Fprintf(w, "max body:\t%d MiB\nhsts:\t%v\n", s.EffectiveMaxBodyMB(), s.HSTS)
 	if s.LiveDeploymentID != "" {
 		fmt.Fprintf(w, "live deployment:\t%s\n", s.LiveDeploymentID)
 	}

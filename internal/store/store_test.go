@@ -699,7 +699,14 @@ func TestServices(t *testing.T) {
 		svc.Domains = []string{"shop.example.test", "www.shop.example.test"}
 		svc.Source.Branch = "release"
 		svc.AutoDeployPaused = true
+		if svc.MaxBodyMB != slipway.DefaultMaxBodyMB || svc.HSTS {
+			t.Errorf("routing settings of a new service: max_body_mb %d hsts %v", svc.MaxBodyMB, svc.HSTS)
+		}
+		svc.MaxBodyMB, svc.HSTS = 7, true
 		must(t, s.UpdateService(ctx, &svc))
+		if got, err := s.GetService(ctx, f.org.ID, svc.ID); err != nil || got.MaxBodyMB != 7 || !got.HSTS {
+			t.Errorf("routing settings after update: %+v, %v", got, err)
+		}
 		_, err = s.GetServiceByDomain(ctx, "web-acme.example.test")
 		wantCode(t, err, slipway.ECodeNotFound, "removed domain")
 		must(t, s.VerifyDomain(ctx, f.org.ID, f.svc.ID, "www.shop.example.test"))

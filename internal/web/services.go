@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,6 +206,19 @@ func (w *Web) setDomains(rw http.ResponseWriter, r *http.Request, q *req) error 
 		return w.orShowOnService(rw, r, q, err)
 	}
 	return redirect(rw, r, orgURL(q.org.ID, "services", r.PathValue("svc"))+"#domains")
+}
+
+// setRouting saves the Service's body limit and HSTS setting.
+func (w *Web) setRouting(rw http.ResponseWriter, r *http.Request, q *req) error {
+	mb, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("max_body_mb")))
+	if err != nil {
+		return w.orShowOnService(rw, r, q, slipway.Errorf(slipway.ECodeInvalid, "largest request body: a whole number of MiB, 1 to 10240"))
+	}
+	hsts := r.PostFormValue("hsts") == "on"
+	if _, err := w.svc.UpdateService(r.Context(), q.a, r.PathValue("svc"), service.ServiceInput{MaxBodyMB: &mb, HSTS: &hsts}); err != nil {
+		return w.orShowOnService(rw, r, q, err)
+	}
+	return redirect(rw, r, orgURL(q.org.ID, "services", r.PathValue("svc"))+"#routing")
 }
 
 // verifyDomain checks a pending domain's DNS record; a failure is shown

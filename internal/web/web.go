@@ -147,6 +147,7 @@ func (w *Web) Register(mux *http.ServeMux) {
 	org("POST", "/services/{svc}/resume", w.resumeAutoDeploy)
 	org("POST", "/services/{svc}/variables", w.setVariable)
 	org("POST", "/services/{svc}/domains", w.setDomains)
+	org("POST", "/services/{svc}/routing", w.setRouting)
 	org("POST", "/services/{svc}/domains/{domain}/verify", w.verifyDomain)
 	org("POST", "/services/{svc}/deploy-hook", w.rotateDeployHook)
 

@@ -584,6 +584,16 @@ func TestServicePageShowsTheLiveReleaseAndPicksUpNewDeployments(t *testing.T) {
 			t.Errorf("a pending domain is a host: %+v", h)
 		}
 	}
+	// Routing settings: saved from the form, a limit out of range shown inline.
+	if a := b.post(e.orgPath("services", img.ID, "routing"), url.Values{"csrf": {csrf}, "max_body_mb": {"12"}, "hsts": {"on"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("routing: status %d: %s", a.status, a.body)
+	}
+	if got, _ := e.svc.ResolveService(ctx, e.admin(), img.ID); got.MaxBodyMB != 12 || !got.HSTS {
+		t.Errorf("routing saved as %d MiB, hsts %v", got.MaxBodyMB, got.HSTS)
+	}
+	if a := b.post(e.orgPath("services", img.ID, "routing"), url.Values{"csrf": {csrf}, "max_body_mb": {"0"}}); a.status != http.StatusBadRequest || !strings.Contains(a.body, "out of range") {
+		t.Errorf("max_body_mb 0: status %d, want 400 shown inline", a.status)
+	}
 }
 
 func TestDeploymentPageStreamsTheLogOverServerSentEvents(t *testing.T) {

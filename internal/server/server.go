@@ -59,10 +59,13 @@ type Config struct {
 	BaseDomain   string // services answer at <svc>.<env>.<app>.<org-label>.<BaseDomain>; default "localhost"
 	// DNSResolver is the HOST:PORT of the DNS server that custom-domain
 	// ownership records are looked up on; empty: the system resolver.
-	DNSResolver       string
-	ReconcileInterval time.Duration // 0: default 5m; negative disables
-	AdminEmail        string        // first-start administrator, default admin@slipway.local
-	MasterKey         string        // SLIPWAY_MASTER_KEY, overrides DATA/master.key
+	DNSResolver string
+	// DomainCheckHTTPPort is the port a custom domain's HTTP proof is
+	// fetched on (0: 80; tests set their listener's).
+	DomainCheckHTTPPort int
+	ReconcileInterval   time.Duration // 0: default 5m; negative disables
+	AdminEmail          string        // first-start administrator, default admin@slipway.local
+	MasterKey           string        // SLIPWAY_MASTER_KEY, overrides DATA/master.key
 	// Installation lists the installation settings as started, shown to
 	// installation administrators.
 	Installation  []service.InstallationSetting
@@ -263,7 +266,7 @@ func (s *Server) open(ctx context.Context, dataDir string) error {
 	proxy := &queueProxy{}
 	svc := service.New(st, keys, cfg.Forges, proxy, service.Config{PublicURL: cfg.PublicURL, BaseDomain: cfg.BaseDomain,
 		ControlHost: s.controlHost, ReservedHosts: s.reservedHosts(), Installation: s.installationSettings(dataDir),
-		LookupTXT: lookupTXT(cfg.DNSResolver), Network: cfg.Network, DeliveryRetention: cfg.DeliveryRetention}, log)
+		LookupTXT: lookupTXT(cfg.DNSResolver), LookupIP: lookupIP(cfg.DNSResolver), DomainCheckHTTPPort: cfg.DomainCheckHTTPPort, Network: cfg.Network, DeliveryRetention: cfg.DeliveryRetention}, log)
 	s.Service = svc
 
 	sbOpts := sandbox.Options{Root: workspaceDir(cfg.WorkspaceDir, dataDir), ExtraPath: []string{"/usr/local/go/bin"}}
@@ -409,6 +412,9 @@ func (s *Server) handler() http.Handler {
 		// request URI (net/http prefers it), normalized the same way as
 		// the router's keys and the host claims.
 		host := slipway.NormalizeHost(r.Host)
+		if s.serveDomainChallenge(w, r, host) {
+			return
+		}
 		// The control plane's own names always reach the control plane,
 		// whatever the router holds: no tenant can answer for them.
 		if s.controlHosts[host] {
@@ -452,17 +458,49 @@ func (s *Server) reserveControlHosts() error {
 	return nil
 }
 
-// lookupTXT resolves TXT records on the configured DNS server (nil: the
-// system resolver).
-func lookupTXT(server string) func(ctx context.Context, name string) ([]string, error) {
+// serveDomainChallenge answers the HTTP ownership proof of a pending
+// custom domain (see service.ChallengePath) and reports whether it did.
+func (s *Server) serveDomainChallenge(w http.ResponseWriter, r *http.Request, host string) bool {
+	token, ok := strings.CutPrefix(r.URL.Path, service.ChallengePath)
+	if !ok || r.Method != http.MethodGet {
+		return false
+	}
+	body, ok := s.Service.ChallengeAnswer(r.Context(), host, token)
+	if !ok {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(body))
+	return true
+}
+
+// resolver is the configured DNS server's resolver (nil: the system's).
+func resolver(server string) *net.Resolver {
 	if server == "" {
 		return nil
 	}
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, server)
 	}}
-	return r.LookupTXT
+}
+
+// lookupTXT resolves TXT records on the configured DNS server (nil: the
+// system resolver).
+func lookupTXT(server string) func(ctx context.Context, name string) ([]string, error) {
+	if r := resolver(server); r != nil {
+		return r.LookupTXT
+	}
+	return nil
+}
+
+// lookupIP resolves A/AAAA records on the configured DNS server (nil: the
+// system resolver).
+func lookupIP(server string) func(ctx context.Context, host string) ([]net.IPAddr, error) {
+	if r := resolver(server); r != nil {
+		return r.LookupIPAddr
+	}
+	return nil
 }
 
 func (s *Server) reservedHosts() []string {

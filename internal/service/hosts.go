@@ -300,6 +300,12 @@ type DomainView struct {
 	Domain string        `json:"domain"`
 	State  string        `json:"state"`            // "pending" or "verified"
 	Record *DomainRecord `json:"record,omitempty"` // what to create while pending
+	// HTTP is the second proof while pending: a URL on the domain that
+	// must answer the body. Absent when only DNS may prove the domain (a
+	// name under a domain another organisation has verified).
+	HTTP *DomainHTTPProof `json:"http,omitempty"`
+	// PointAt is the DNS record that sends the domain's traffic here.
+	PointAt *DomainRecord `json:"point_at,omitempty"`
 	// CheckedAt and LastError describe the last failed ownership check.
 	CheckedAt *time.Time `json:"checked_at,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
@@ -310,6 +316,12 @@ type DomainRecord struct {
 	Type  string `json:"type"`
 	Name  string `json:"name"`
 	Value string `json:"value"`
+}
+
+// DomainHTTPProof is the well-known URL that proves control of a domain.
+type DomainHTTPProof struct {
+	URL  string `json:"url"`
+	Body string `json:"body"`
 }
 
 // Domain states.
@@ -325,9 +337,10 @@ func (s *Service) ListDomains(ctx context.Context, a Actor, svcRef string) ([]Do
 		return nil, err
 	}
 	out := []DomainView{}
+	pointAt := s.pointAtRecord()
 	for _, h := range svc.Hosts {
 		if h.Kind == slipway.HostCustom {
-			out = append(out, DomainView{Domain: h.Host, State: DomainVerified})
+			out = append(out, DomainView{Domain: h.Host, State: DomainVerified, PointAt: pointAt})
 		}
 	}
 	pending, err := s.store.ListDomainVerifications(ctx, a.OrgID, svc.ID)
@@ -335,14 +348,18 @@ func (s *Service) ListDomains(ctx context.Context, a Actor, svcRef string) ([]Do
 		return nil, err
 	}
 	for _, v := range pending {
-		out = append(out, pendingView(v))
+		view := DomainView{Domain: v.Domain, State: DomainPending, CheckedAt: v.CheckedAt, LastError: v.LastError, PointAt: pointAt,
+			Record: &DomainRecord{Type: "TXT", Name: slipway.ChallengeRecordName(v.Domain), Value: v.Token}}
+		dnsOnly, err := s.underOtherOrganisation(ctx, a.OrgID, v.Domain)
+		if err != nil {
+			return nil, err
+		}
+		if !dnsOnly {
+			view.HTTP = &DomainHTTPProof{URL: s.challengeURL(v.Domain, v.Token), Body: v.Token}
+		}
+		out = append(out, view)
 	}
 	return out, nil
-}
-
-func pendingView(v slipway.DomainVerification) DomainView {
-	return DomainView{Domain: v.Domain, State: DomainPending, CheckedAt: v.CheckedAt, LastError: v.LastError,
-		Record: &DomainRecord{Type: "TXT", Name: slipway.ChallengeRecordName(v.Domain), Value: v.Token}}
 }
 
 // AddDomain asks for a custom domain on a Service; it is pending until
@@ -395,12 +412,20 @@ func (s *Service) VerifyDomain(ctx context.Context, a Actor, svcRef, domain stri
 		return view, err
 	}
 	record := view.Record
-	if found, why := s.txtCarries(ctx, record.Name, record.Value); !found {
+	found, why := s.txtCarries(ctx, record.Name, record.Value)
+	fix := fmt.Sprintf("create a TXT record %s with the value %s at your DNS provider, wait for it to appear, and verify again", record.Name, record.Value)
+	if !found && view.HTTP != nil {
+		var httpWhy string
+		if found, httpWhy = s.httpProofServed(ctx, domain, view.HTTP.URL, view.HTTP.Body); !found {
+			why += "; " + httpWhy
+			fix += fmt.Sprintf(", or point %s at this server so that %s answers %s", domain, view.HTTP.URL, view.HTTP.Body)
+		}
+	}
+	if !found {
 		if err := s.store.RecordDomainCheck(ctx, a.OrgID, svc.ID, domain, why, s.now().UTC()); err != nil {
 			return DomainView{}, err
 		}
-		return DomainView{}, slipway.Errorf(slipway.ECodeDomainUnverified, "%s is not verified yet: %s", domain, why).
-			WithFix(fmt.Sprintf("create a TXT record %s with the value %s at your DNS provider, wait for it to appear, and verify again", record.Name, record.Value))
+		return DomainView{}, slipway.Errorf(slipway.ECodeDomainUnverified, "%s is not verified yet: %s", domain, why).WithFix(fix)
 	}
 	if err := s.store.VerifyDomain(ctx, a.OrgID, svc.ID, domain); err != nil {
 		return DomainView{}, err

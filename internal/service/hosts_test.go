@@ -4,12 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"slipway.dev/slipway"
 	"slipway.dev/slipway/internal/forge"
+	"slipway.dev/slipway/internal/netpolicy"
 	"slipway.dev/slipway/internal/secrets"
 	"slipway.dev/slipway/internal/service"
 	"slipway.dev/slipway/internal/store"
@@ -19,9 +24,12 @@ import (
 // twoTenants is an installation with two organisations of the same name,
 // each with an application "shop" and a docker Service shop/production/web.
 type twoTenants struct {
-	svc          *service.Service
-	st           *store.Store
-	dns          *dnstest.Server
+	svc *service.Service
+	st  *store.Store
+	dns *dnstest.Server
+	// web is Slipway's HTTP listener as far as the HTTP proof goes: it
+	// answers the challenge path from the Service's pending domains.
+	web          *httptest.Server
 	a, b         service.Actor
 	webA, webB   slipway.Service
 	hostA, hostB string
@@ -46,16 +54,28 @@ func newTwoTenants(t *testing.T) *twoTenants {
 		var d net.Dialer
 		return d.DialContext(ctx, network, dns.Addr)
 	}}
-	svc := service.New(st, keys, map[slipway.Provider]forge.Provider{}, nopJobs{}, service.Config{
+	var svc *service.Service
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.URL.Path, service.ChallengePath)
+		if body, ok := svc.ChallengeAnswer(r.Context(), r.Host, token); ok {
+			_, _ = w.Write([]byte(body))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(web.Close)
+	port, _ := strconv.Atoi(web.URL[strings.LastIndexByte(web.URL, ':')+1:])
+	svc = service.New(st, keys, map[slipway.Provider]forge.Provider{}, nopJobs{}, service.Config{
 		PublicURL: "https://slipway.example.com", BaseDomain: "apps.example.com", ControlHost: "slipway.example.com",
 		ReservedHosts: []string{"slipway.example.com", "localhost", "127.0.0.1", "::1", "10.0.0.5"},
-		LookupTXT:     resolver.LookupTXT,
+		LookupTXT:     resolver.LookupTXT, LookupIP: resolver.LookupIPAddr, DomainCheckHTTPPort: port,
+		Network: netpolicy.Policy{AllowPrivate: true}, // the proof is served on loopback
 	}, logger)
 	boot, err := svc.Bootstrap(ctx, "admin@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &twoTenants{svc: svc, st: st, dns: dns}
+	e := &twoTenants{svc: svc, st: st, dns: dns, web: web}
 	if e.a, err = svc.ActorFor(ctx, boot.OrgID, boot.UserID); err != nil {
 		t.Fatal(err)
 	}
@@ -342,5 +362,72 @@ func TestLegacyProjectHostsOfTwoOrganisations(t *testing.T) {
 	}
 	if hosts, err := e.svc.RoutableHosts(ctx, younger); err != nil || len(hosts) != 0 {
 		t.Errorf("the younger legacy service routes %v (%v), want nothing and no error", hosts, err)
+	}
+}
+
+// TestDomainVerifiedByHTTPProof: a pending domain pointed at Slipway (A
+// record on the test DNS, loopback) is verified by its well-known URL;
+// the challenge is answered only for that domain with its own token.
+func TestDomainVerifiedByHTTPProof(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	d, err := e.svc.AddDomain(ctx, e.a, e.webA.ID, "www.shop-a.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.HTTP == nil || d.HTTP.Body != d.Record.Value || !strings.HasSuffix(d.HTTP.URL, service.ChallengePath+d.Record.Value) ||
+		d.PointAt == nil || d.PointAt.Type != "CNAME" || d.PointAt.Value != "slipway.example.com" {
+		t.Fatalf("pending view: %+v (http %+v, point at %+v)", d, d.HTTP, d.PointAt)
+	}
+	other, err := e.svc.AddDomain(ctx, e.b, e.webB.ID, "www.shop-b.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ host, token string }{
+		{"www.shop-b.org", d.Record.Value},     // another domain's host with A's token
+		{"www.shop-a.org", other.Record.Value}, // A's host with another domain's token
+		{"www.shop-a.org", ""},
+		{"www.shop-a.org", d.Record.Value + "/x"},
+	} {
+		if _, ok := e.svc.ChallengeAnswer(ctx, c.host, c.token); ok {
+			t.Errorf("challenge answered for host %q token %q", c.host, c.token)
+		}
+	}
+	// Not pointed here yet: the check fails and says what to do.
+	if _, err := e.svc.VerifyDomain(ctx, e.a, e.webA.ID, "www.shop-a.org"); slipway.ErrorCodeOf(err) != slipway.ECodeDomainUnverified {
+		t.Fatalf("verify before the A record: %v", err)
+	}
+	e.dns.SetIP("www.shop-a.org", netip.MustParseAddr("127.0.0.1"))
+	v, err := e.svc.VerifyDomain(ctx, e.a, e.webA.ID, "www.shop-a.org")
+	if err != nil || v.State != service.DomainVerified {
+		t.Fatalf("verify by HTTP: %+v %v", v, err)
+	}
+	if _, ok := e.svc.ChallengeAnswer(ctx, "www.shop-a.org", d.Record.Value); ok {
+		t.Error("the challenge is still answered once the domain is verified")
+	}
+}
+
+// TestDomainUnderOtherOrganisationIsDNSOnly: organisation A holds
+// shop.example.org verified; B asks for www.shop.example.org and points it
+// at Slipway (as a wildcard record of A's would): the HTTP proof is not
+// offered and does not verify; only the TXT record does.
+func TestDomainUnderOtherOrganisationIsDNSOnly(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t)
+	e.addVerified(t, e.a, e.webA.ID, "shop.example.org")
+	d, err := e.svc.AddDomain(ctx, e.b, e.webB.ID, "www.shop.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.HTTP != nil {
+		t.Fatalf("HTTP proof offered under another organisation's domain: %+v", d.HTTP)
+	}
+	e.dns.SetIP("www.shop.example.org", netip.MustParseAddr("127.0.0.1"))
+	if _, err := e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "www.shop.example.org"); slipway.ErrorCodeOf(err) != slipway.ECodeDomainUnverified {
+		t.Fatalf("verify by HTTP under A's domain: %v, want domain_unverified", err)
+	}
+	e.dns.SetTXT(d.Record.Name, d.Record.Value)
+	if v, err := e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "www.shop.example.org"); err != nil || v.State != service.DomainVerified {
+		t.Fatalf("verify by TXT: %+v %v", v, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -47,6 +48,12 @@ type Config struct {
 	// LookupTXT is how custom-domain ownership is checked (the DNS TXT
 	// record _slipway-challenge.<domain>); nil: the system resolver.
 	LookupTXT func(ctx context.Context, name string) ([]string, error)
+	// LookupIP resolves a custom domain for its HTTP proof (A/AAAA); nil:
+	// the system resolver.
+	LookupIP func(ctx context.Context, host string) ([]net.IPAddr, error)
+	// DomainCheckHTTPPort is the port the HTTP proof is fetched on (0: 80;
+	// tests set their listener's).
+	DomainCheckHTTPPort int
 	// Installation lists the installation settings `slipway serve` was
 	// started with, shown to installation administrators.
 	Installation []InstallationSetting

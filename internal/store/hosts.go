@@ -282,3 +282,14 @@ func randomLabelSuffix() string {
 	}
 	return string(b)
 }
+
+// IsPendingDomainToken reports whether domain is pending, on any Service,
+// with token (the HTTP proof's answer). Not organisation-scoped: the
+// challenge is answered to whoever fetches it.
+func (q *queries) IsPendingDomainToken(ctx context.Context, domain, token string) (bool, error) {
+	n, err := q.count(ctx, `SELECT COUNT(*) FROM domain_verifications WHERE domain = ? AND token = ?`, domain, token)
+	if err != nil {
+		return false, fmt.Errorf("look up pending domain token: %w", err)
+	}
+	return n > 0, nil
+}

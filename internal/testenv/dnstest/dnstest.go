@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ type Server struct {
 	Addr string // host:port of both listeners
 	mu   sync.Mutex
 	txt  map[string][]string
+	ips  map[string][]netip.Addr
 }
 
 // Start runs a server until the test ends.
@@ -33,7 +35,7 @@ func Start(t testing.TB) *Server {
 		pc.Close()
 		t.Fatalf("dnstest: %v", err)
 	}
-	s := &Server{Addr: pc.LocalAddr().String(), txt: map[string][]string{}}
+	s := &Server{Addr: pc.LocalAddr().String(), txt: map[string][]string{}, ips: map[string][]netip.Addr{}}
 	t.Cleanup(func() { pc.Close(); ln.Close() })
 	go s.serveUDP(pc)
 	go s.serveTCP(ln)
@@ -45,6 +47,13 @@ func (s *Server) SetTXT(name string, values ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.txt[canonical(name)] = values
+}
+
+// SetIP makes name answer A (IPv4) and AAAA (IPv6) with addrs.
+func (s *Server) SetIP(name string, addrs ...netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ips[canonical(name)] = addrs
 }
 
 func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) + "." }
@@ -98,7 +107,12 @@ func (s *Server) answer(query []byte) ([]byte, bool) {
 	}
 	s.mu.Lock()
 	values, found := s.txt[strings.ToLower(q.Name.String())]
+	addrs, hasIP := s.ips[strings.ToLower(q.Name.String())]
 	s.mu.Unlock()
+	if q.Type == dnsmessage.TypeA || q.Type == dnsmessage.TypeAAAA {
+		found = hasIP
+		values = make([]string, len(addrs)) // counted below; answers are addrs
+	}
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
 	if !found || len(values) == 0 {
 		rh.RCode = dnsmessage.RCodeNameError
@@ -120,6 +134,18 @@ func (s *Server) answer(query []byte) ([]byte, bool) {
 				dnsmessage.TXTResource{TXT: []string{v}}); err != nil {
 				return nil, false
 			}
+		}
+	}
+	for _, a := range addrs {
+		rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}
+		switch {
+		case q.Type == dnsmessage.TypeA && a.Is4():
+			err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		case q.Type == dnsmessage.TypeAAAA && a.Is6():
+			err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+		}
+		if err != nil {
+			return nil, false
 		}
 	}
 	out, err := b.Finish()

@@ -44,7 +44,9 @@ func TestDomainHTTPProofThroughTheListener(t *testing.T) {
 		DataDir: filepath.Join(t.TempDir(), "data"), Addr: "127.0.0.1:" + strconv.Itoa(port), PublicURL: "http://127.0.0.1:" + strconv.Itoa(port),
 		BaseDomain: "apps.example.test", DNSResolver: dns.Addr, DomainCheckHTTPPort: port, Network: policy,
 		ReconcileInterval: -1, Forges: providers.All(logger, policy), Logger: logger,
-		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) { return process.New(logger, sb, process.Options{}), nil },
+		NewRuntime: func(sb *sandbox.Manager) (runtime.Runtime, error) {
+			return process.New(logger, sb, process.Options{}), nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ type twoTenants struct {
 	hostA, hostB string
 }
 
-func newTwoTenants(t *testing.T) *twoTenants {
+func newTwoTenants(t *testing.T, options ...func(*service.Config)) *twoTenants {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -65,12 +65,16 @@ func newTwoTenants(t *testing.T) *twoTenants {
 	}))
 	t.Cleanup(web.Close)
 	port, _ := strconv.Atoi(web.URL[strings.LastIndexByte(web.URL, ':')+1:])
-	svc = service.New(st, keys, map[slipway.Provider]forge.Provider{}, nopJobs{}, service.Config{
+	cfg := service.Config{
 		PublicURL: "https://slipway.example.com", BaseDomain: "apps.example.com", ControlHost: "slipway.example.com",
 		ReservedHosts: []string{"slipway.example.com", "localhost", "127.0.0.1", "::1", "10.0.0.5"},
 		LookupTXT:     resolver.LookupTXT, LookupIP: resolver.LookupIPAddr, DomainCheckHTTPPort: port,
 		Network: netpolicy.Policy{AllowPrivate: true}, // the proof is served on loopback
-	}, logger)
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	svc = service.New(st, keys, map[slipway.Provider]forge.Provider{}, nopJobs{}, cfg, logger)
 	boot, err := svc.Bootstrap(ctx, "admin@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -429,5 +433,24 @@ func TestDomainUnderOtherOrganisationIsDNSOnly(t *testing.T) {
 	e.dns.SetTXT(d.Record.Name, d.Record.Value)
 	if v, err := e.svc.VerifyDomain(ctx, e.b, e.webB.ID, "www.shop.example.org"); err != nil || v.State != service.DomainVerified {
 		t.Fatalf("verify by TXT: %+v %v", v, err)
+	}
+}
+
+// TestDomainHTTPProofRefusesPrivateAddresses: under the default network
+// policy a domain pointed at loopback (or any private address) is not
+// fetched, so a tenant cannot make the verifier probe the host's network.
+func TestDomainHTTPProofRefusesPrivateAddresses(t *testing.T) {
+	ctx := context.Background()
+	e := newTwoTenants(t, func(c *service.Config) { c.Network = netpolicy.Policy{} })
+	d, err := e.svc.AddDomain(ctx, e.a, e.webA.ID, "www.shop-a.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"127.0.0.1", "10.0.0.5", "169.254.169.254", "::1"} {
+		e.dns.SetIP("www.shop-a.org", netip.MustParseAddr(ip))
+		_, err := e.svc.VerifyDomain(ctx, e.a, e.webA.ID, d.Domain)
+		if slipway.ErrorCodeOf(err) != slipway.ECodeDomainUnverified || !strings.Contains(err.Error(), "may not connect") {
+			t.Errorf("domain at %s: %v, want refused by the network policy", ip, err)
+		}
 	}
 }

@@ -31,7 +31,26 @@ func TestHostClaims(t *testing.T) {
 		if _, err := s.GetHostClaim(ctx, "web-acme.example.test"); slipway.ErrorCodeOf(err) != slipway.ECodeNotFound {
 			t.Errorf("a pending domain is a claim: %v", err)
 		}
+		// The HTTP proof is answered for the pending domain's own token only.
+		pendingB, err := s.ListDomainVerifications(ctx, b.org.ID, b.svc.ID)
+		must(t, err)
+		for _, c := range []struct {
+			domain, token string
+			want          bool
+		}{
+			{"web-acme.example.test", pending[0].Token, true},
+			{"web-bcme.example.test", pending[0].Token, false},
+			{"web-acme.example.test", pendingB[0].Token, false},
+			{"web-acme.example.test", "", false},
+		} {
+			if got, err := s.IsPendingDomainToken(ctx, c.domain, c.token); err != nil || got != c.want {
+				t.Errorf("pending token of %s: %v %v, want %v", c.domain, got, err, c.want)
+			}
+		}
 		must(t, s.VerifyDomain(ctx, a.org.ID, a.svc.ID, "web-acme.example.test"))
+		if got, _ := s.IsPendingDomainToken(ctx, "web-acme.example.test", pending[0].Token); got {
+			t.Error("a verified domain's token is still answered")
+		}
 		wantCode(t, s.VerifyDomain(ctx, a.org.ID, a.svc.ID, "web-acme.example.test"), slipway.ECodeNotFound, "verify a domain twice")
 
 		hostA := "web.production.shop." + a.org.HostLabel + ".localhost"

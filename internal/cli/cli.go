@@ -159,7 +159,7 @@ func (a *app) serveCmd() *cobra.Command {
 	c.Flags().StringVar(&f.TLSKey, "tls-key", def("SLIPWAY_TLS_KEY", ""), "private key PEM file for --tls manual ($SLIPWAY_TLS_KEY)")
 	c.Flags().Float64Var(&f.MinFreeDisk, "min-free-disk", 5, "percent of free disk a deploy needs to start (workspaces and data directory; 0 turns the check off)")
 	c.Flags().StringVar(&f.BaseDomain, "base-domain", def("SLIPWAY_BASE_DOMAIN", "localhost"), "services answer at <service>.<env>.<app>.<org-label>.<base-domain>")
-	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT records are checked with (default: the system resolver)")
+	c.Flags().StringVar(&f.DNSResolver, "dns-resolver", def("SLIPWAY_DNS_RESOLVER", ""), "HOST:PORT of the DNS server custom-domain TXT and A/AAAA records are checked with (default: the system resolver)")
 	return c
 }
 

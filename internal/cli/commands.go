@@ -697,6 +697,12 @@ func (a *app) domainCmd() *cobra.Command {
 		if d.Record != nil {
 			fmt.Fprintf(w, "\tcreate the DNS record: %s %s %q\n", d.Record.Name, d.Record.Type, d.Record.Value)
 		}
+		if d.HTTP != nil {
+			fmt.Fprintf(w, "\tor, once the domain points here: %s must answer %q (Slipway serves it)\n", d.HTTP.URL, d.HTTP.Body)
+		}
+		if d.PointAt != nil {
+			fmt.Fprintf(w, "\tpoint it at Slipway: %s %s %s\n", d.Domain, d.PointAt.Type, d.PointAt.Value)
+		}
 		if d.LastError != "" {
 			fmt.Fprintf(w, "\tlast check: %s\n", d.LastError)
 		}
@@ -718,7 +724,7 @@ func (a *app) domainCmd() *cobra.Command {
 				}
 			})
 		}})
-	c.AddCommand(&cobra.Command{Use: "verify SERVICE DOMAIN", Short: "Check a pending domain's TXT record now", Args: cobra.ExactArgs(2),
+	c.AddCommand(&cobra.Command{Use: "verify SERVICE DOMAIN", Short: "Check a pending domain's TXT record (or HTTP proof) now", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out service.DomainView
 			return a.call(cmd, "POST", "/api/v1/services/"+esc(args[0])+"/domains/"+esc(args[1])+"/verify", nil, &out, func(w io.Writer) { printDomain(w, out) })

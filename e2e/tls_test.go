@@ -97,6 +97,13 @@ func TestHTTPSFromGitea(t *testing.T) {
 	if res.StatusCode != 200 || body != want || res.TLS.PeerCertificates[0].VerifyHostname(domain) != nil {
 		t.Fatalf("the verified domain over HTTPS: %d %q", res.StatusCode, body)
 	}
+	var domains struct {
+		Items []service.DomainView `json:"items"`
+	}
+	c.must("GET", "/api/v1/services/"+svc.ID+"/domains", nil, &domains)
+	if len(domains.Items) != 1 || domains.Items[0].Certificate == nil || domains.Items[0].Certificate.State != certs.StateIssued {
+		t.Fatalf("the domain's view lacks its issued certificate: %+v", domains.Items)
+	}
 	var certsList struct {
 		Items []service.CertificateView `json:"items"`
 	}

@@ -706,6 +706,16 @@ func (a *app) domainCmd() *cobra.Command {
 		if d.LastError != "" {
 			fmt.Fprintf(w, "\tlast check: %s\n", d.LastError)
 		}
+		if c := d.Certificate; c != nil {
+			expiry := ""
+			if c.ExpiresInDays != nil {
+				expiry = fmt.Sprintf(", expires in %d days", *c.ExpiresInDays)
+			}
+			fmt.Fprintf(w, "\tcertificate: %s%s\n", c.State, expiry)
+			if c.Warning != "" {
+				fmt.Fprintf(w, "\t\t%s\n", c.Warning)
+			}
+		}
 	}
 	c.AddCommand(&cobra.Command{Use: "add SERVICE DOMAIN", Short: "Add a custom domain; it is routed once verified", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -63,3 +63,18 @@ func certificateView(st store.CertificateState, now time.Time) CertificateView {
 	}
 	return v
 }
+
+// certificatesByHost maps the organisation's hosts to their certificates.
+func (s *Service) certificatesByHost(ctx context.Context, orgID string) (map[string]*CertificateView, error) {
+	states, err := s.store.ListOrgCertificateStates(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := make(map[string]*CertificateView, len(states))
+	for _, st := range states {
+		v := certificateView(st, now)
+		out[st.Host] = &v
+	}
+	return out, nil
+}

@@ -309,6 +309,10 @@ type DomainView struct {
 	// CheckedAt and LastError describe the last failed ownership check.
 	CheckedAt *time.Time `json:"checked_at,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
+	// Certificate is the verified domain's HTTPS certificate, once Slipway
+	// has been asked for one (HTTPS on, a first visit): issuing, issued,
+	// renewing or failed with the reason and the fix.
+	Certificate *CertificateView `json:"certificate,omitempty"`
 }
 
 // DomainRecord is the DNS record that proves control of a domain.
@@ -338,9 +342,13 @@ func (s *Service) ListDomains(ctx context.Context, a Actor, svcRef string) ([]Do
 	}
 	out := []DomainView{}
 	pointAt := s.pointAtRecord()
+	certificates, err := s.certificatesByHost(ctx, a.OrgID)
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range svc.Hosts {
 		if h.Kind == slipway.HostCustom {
-			out = append(out, DomainView{Domain: h.Host, State: DomainVerified, PointAt: pointAt})
+			out = append(out, DomainView{Domain: h.Host, State: DomainVerified, PointAt: pointAt, Certificate: certificates[h.Host]})
 		}
 	}
 	pending, err := s.store.ListDomainVerifications(ctx, a.OrgID, svc.ID)

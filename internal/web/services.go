@@ -31,7 +31,8 @@ type serviceData struct {
 // hostView is one host claim of the Service, with the URL it answers at.
 type hostView struct {
 	slipway.HostClaim
-	URL string
+	URL         string
+	Certificate *service.CertificateView // nil: none asked for yet (or HTTPS off)
 }
 
 func (w *Web) serviceData(r *http.Request, q *req) (serviceData, error) {
@@ -66,8 +67,16 @@ func (w *Web) serviceData(r *http.Request, q *req) (serviceData, error) {
 	if host, err := w.svc.ServiceHost(ctx, svc); err == nil && w.svc.Config().BaseDomain != "" {
 		d.URL = w.serviceURL(host)
 	}
+	certificates, err := w.svc.Certificates(ctx, q.a)
+	if err != nil {
+		return d, err
+	}
+	byHost := map[string]*service.CertificateView{}
+	for i := range certificates {
+		byHost[certificates[i].Host] = &certificates[i]
+	}
 	for _, h := range svc.Hosts {
-		d.Hosts = append(d.Hosts, hostView{HostClaim: h, URL: w.serviceURL(h.Host)})
+		d.Hosts = append(d.Hosts, hostView{HostClaim: h, URL: w.serviceURL(h.Host), Certificate: byHost[h.Host]})
 	}
 	domains, err := w.svc.ListDomains(ctx, q.a, svc.ID)
 	if err != nil {

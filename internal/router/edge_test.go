@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -133,7 +134,11 @@ func TestSlowLorisHeadersAreCutOff(t *testing.T) {
 	}()
 	conn.SetReadDeadline(time.Now().Add(4 * time.Second))
 	_, err = io.ReadAll(conn)
-	if elapsed := time.Since(start); err != nil || elapsed > 2*time.Second {
+	// The server closes the connection: an end of file, or a reset when
+	// the client's next header line arrives after the close. Only our own
+	// read deadline means it was kept open.
+	var ne net.Error
+	if elapsed := time.Since(start); errors.As(err, &ne) && ne.Timeout() || elapsed > 2*time.Second {
 		t.Fatalf("slow client kept the connection %v (err %v); want it closed after the 300ms header timeout", elapsed, err)
 	}
 }

@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,7 +54,7 @@ func TestHTTPSFromGitea(t *testing.T) {
 	want := "hello from " + d.CommitSHA + "\n"
 
 	roots := pebble.Roots(t)
-	client := resolvingClient(roots)
+	client := pebbletest.Client(roots)
 	httpsURL := func(h string) string { return fmt.Sprintf("https://%s:%d/", h, httpsPort) }
 	res, body := fetch(t, client, httpsURL(host))
 	if res.StatusCode != 200 || body != want {
@@ -114,23 +110,6 @@ func TestHTTPSFromGitea(t *testing.T) {
 	}
 	if states[host] != certs.StateIssued || states[domain] != certs.StateIssued {
 		t.Fatalf("certificate states: %v", states)
-	}
-}
-
-// resolvingClient is curl --resolve for every name: it dials 127.0.0.1
-// at the URL's port and verifies the certificate against roots.
-func resolvingClient(roots *x509.CertPool) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{
-		Timeout: time.Minute,
-		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: roots},
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				_, port, _ := net.SplitHostPort(addr)
-				return dialer.DialContext(ctx, network, "127.0.0.1:"+port)
-			},
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 

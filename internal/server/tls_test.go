@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,26 +50,7 @@ func startACME(t *testing.T, databaseURL string, pebble *pebbletest.Server, http
 		}
 	})
 	roots := pebble.Roots(t)
-	return &acmeServer{srv: srv, pebble: pebble, httpPort: httpPort, httpsPort: httpsPort, roots: roots, client: loopbackClient(roots)}
-}
-
-// loopbackClient is curl --resolve for every name: it dials 127.0.0.1 at
-// the URL's port and checks the certificate against roots for the URL's
-// name.
-func loopbackClient(roots *x509.CertPool) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: roots},
-			ForceAttemptHTTP2: true,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				_, port, _ := net.SplitHostPort(addr)
-				return dialer.DialContext(ctx, network, "127.0.0.1:"+port)
-			},
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return &acmeServer{srv: srv, pebble: pebble, httpPort: httpPort, httpsPort: httpsPort, roots: roots, client: pebbletest.Client(roots)}
 }
 
 func (a *acmeServer) httpsURL(host, path string) string {
@@ -306,7 +285,7 @@ func TestACMERenewalUnderLoad(t *testing.T) {
 
 	// Every request on a new connection: each handshake picks the
 	// certificate being served at that moment.
-	client := loopbackClient(a.roots)
+	client := pebbletest.Client(a.roots)
 	client.Transport.(*http.Transport).DisableKeepAlives = true
 	var (
 		mu               sync.Mutex

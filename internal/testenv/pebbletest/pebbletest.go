@@ -10,6 +10,7 @@
 package pebbletest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -181,6 +182,25 @@ func (s *Server) Roots(t testing.TB) *x509.CertPool {
 		t.Fatalf("pebble root: no PEM certificate in %q", b)
 	}
 	return pool
+}
+
+// Client is curl --resolve for every name: it dials 127.0.0.1 at the
+// URL's port, verifies the certificate against roots for the URL's name,
+// and follows no redirect.
+func Client(roots *x509.CertPool) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: time.Minute,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			ForceAttemptHTTP2: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, _ := net.SplitHostPort(addr)
+				return dialer.DialContext(ctx, network, "127.0.0.1:"+port)
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func startProcess(t testing.TB, cmd *exec.Cmd, logFile string) {
